@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# redplane: one entry point.  `make help` lists the targets.
+
+OUTPUT ?= build
+CC ?= gcc
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	    -Wno-missing-field-initializers
+ALL_CFLAGS := -std=gnu11 $(WARNINGS) $(CFLAGS)
+ALL_CPPFLAGS := -Iinclude -D_GNU_SOURCE -MMD -MP $(CPPFLAGS)
+LDLIBS := -lpthread
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
+endif
+
+LIB_SRCS := lib/addr.c lib/codec.c lib/log.c lib/steer.c
+STORE_LIB_SRCS := store/flow_table.c store/lease.c store/session.c store/shard.c store/stats.c
+STORE_SRCS := $(STORE_LIB_SRCS) store/main.c
+BENCH_SRCS := bench/rp-bench.c bench/rp-echo.c
+TEST_SRCS := $(wildcard selftests/*.c)
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(OUTPUT)/%.o)
+STORE_LIB_OBJS := $(STORE_LIB_SRCS:%.c=$(OUTPUT)/%.o)
+TEST_OBJS := $(TEST_SRCS:%.c=$(OUTPUT)/%.o)
+
+RP_STORE := $(OUTPUT)/rp-store
+RP_BENCH := $(OUTPUT)/rp-bench
+RP_ECHO := $(OUTPUT)/rp-echo
+SELFTESTS := $(OUTPUT)/selftests/rp-selftests
+LIBREDPLANE := $(OUTPUT)/libredplane.a
+
+.DEFAULT_GOAL := all
+.PHONY: all test bench help clean deps
+
+## all: build rp-store, the benchmark tools and the selftests
+all: $(RP_STORE) $(RP_BENCH) $(RP_ECHO) $(SELFTESTS)
+
+## deps: install build and test dependencies (Debian packages; needs root)
+deps:
+	$(Q)scripts/deps.sh
+
+## test: install what is missing, build, run every selftest
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)RP_STORE=$(RP_STORE) $(SELFTESTS) $(TEST_FLAGS)
+
+## bench: rp-store throughput against a bare echo ceiling, memory per flow
+bench: deps
+	$(Q)$(MAKE) --no-print-directory $(RP_STORE) $(RP_BENCH) $(RP_ECHO)
+	$(Q)OUTPUT=$(OUTPUT) bench/store-bench.sh
+
+## help: this list (V=1 shows full commands; OUTPUT=dir moves the build)
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## clean: remove the build directory
+clean:
+	$(call msg,CLEAN,$(OUTPUT))
+	$(Q)rm -rf $(OUTPUT)
+
+$(OUTPUT)/%.o: %.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBREDPLANE): $(LIB_OBJS) $(STORE_LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(RP_STORE): $(OUTPUT)/store/main.o $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) -lm
+
+$(SELFTESTS): $(TEST_OBJS) $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) -lcriterion
+
+$(OUTPUT)/selftests/%.o: ALL_CPPFLAGS += -Istore -Iselftests
+
+-include $(shell find $(OUTPUT) -name '*.d' 2>/dev/null)

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Userspace codec for the wire protocol of proto.h: validation of every
+ * received datagram, and encoding of replies.  BPF programs parse the same
+ * layout directly; this is for the agent, the store, tools and tests.
+ */
+#ifndef __REDPLANE_CODEC_H
+#define __REDPLANE_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redplane/proto.h"
+
+/* Why a datagram was refused; the receiver counts each and drops it. */
+enum rp_decode_err {
+	RP_E_OK = 0,
+	RP_E_TRUNCATED,	/* shorter than struct rp_msg */
+	RP_E_OVERSIZED,	/* longer than RP_DGRAM_MAX, or pkt_len > RP_PKT_MAX */
+	RP_E_VERSION,	/* version != RP_VERSION */
+	RP_E_TYPE,	/* unknown message type */
+	RP_E_APP,	/* unknown app id, or app id where none belongs */
+	RP_E_FLAGS,	/* unknown flag, or flag inconsistent with lengths */
+	RP_E_LEN,	/* pkt_len disagrees with the datagram, state_len too big */
+	RP_E_KEY,	/* bad family, nonzero padding or unused address bytes */
+	RP_E_SWITCH,	/* switch id 0 */
+	RP_E_RESERVED,	/* reserved or reason field set where it must be 0 */
+	RP_E_DIRECTION,	/* valid message the receiver's role never accepts */
+	__RP_E_MAX,
+};
+
+/* A decoded message: header fields in host order, pointers into the buffer. */
+struct rp_msg_view {
+	uint8_t type;
+	uint8_t app_id;
+	uint8_t flags;
+	uint8_t reason;
+	uint16_t switch_id;
+	uint8_t state_len;
+	uint32_t seq;
+	uint32_t epoch;
+	uint32_t lease_ms;
+	uint16_t pkt_len;
+	struct rp_flow_key key;	/* wire bytes, network order */
+	const uint8_t *state;	/* RP_STATE_MAX bytes, state_len meaningful */
+	const uint8_t *pkt;	/* pkt_len bytes */
+};
+
+/* Returns 0, or -RP_E_* naming the first rule the datagram breaks. */
+int rp_msg_decode(const void *buf, size_t len, struct rp_msg_view *v);
+
+/*
+ * Writes v as a datagram into buf (cap bytes).  state and pkt may be NULL
+ * when their lengths are 0.  Returns the datagram length or -EINVAL when
+ * v would not decode (so a sender cannot emit what a receiver refuses),
+ * -ENOSPC when cap is too small.
+ */
+int rp_msg_encode(void *buf, size_t cap, const struct rp_msg_view *v);
+
+/* Messages a switch sends (store accepts), and those a store sends. */
+bool rp_msg_from_switch(uint8_t type);
+
+/* Key helpers: a key is compared and hashed as its 40 wire bytes. */
+void rp_key_v4(struct rp_flow_key *k, uint8_t proto, uint32_t saddr_be,
+	       uint16_t sport_be, uint32_t daddr_be, uint16_t dport_be);
+bool rp_key_eq(const struct rp_flow_key *a, const struct rp_flow_key *b);
+
+const char *rp_msg_type_name(unsigned int type);
+const char *rp_reject_name(unsigned int reason);
+const char *rp_decode_err_name(unsigned int err);
+
+#endif /* __REDPLANE_CODEC_H */

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Validation and encoding of redplane messages; rules in docs/PROTOCOL.md. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+
+#include "redplane/codec.h"
+
+static const char *const msg_type_names[__RP_MSG_MAX] = {
+	[RP_MSG_LEASE_REQ] = "lease_req",
+	[RP_MSG_GRANT] = "grant",
+	[RP_MSG_MIGRATE] = "migrate",
+	[RP_MSG_HEARTBEAT] = "heartbeat",
+	[RP_MSG_HEARTBEAT_ACK] = "heartbeat_ack",
+	[RP_MSG_WRITE] = "write",
+	[RP_MSG_SNAPSHOT] = "snapshot",
+	[RP_MSG_ACK] = "ack",
+	[RP_MSG_REVOKE] = "revoke",
+	[RP_MSG_REVOKE_ACK] = "revoke_ack",
+	[RP_MSG_REJECT] = "reject",
+};
+
+static const char *const reject_names[__RP_REJ_MAX] = {
+	[RP_REJ_NONE] = "none",
+	[RP_REJ_NO_SESSION] = "no_session",
+	[RP_REJ_NOT_OWNER] = "not_owner",
+	[RP_REJ_STALE] = "stale",
+	[RP_REJ_BUSY] = "busy",
+	[RP_REJ_QUEUE_FULL] = "queue_full",
+	[RP_REJ_TIMEOUT] = "timeout",
+	[RP_REJ_TABLE_FULL] = "table_full",
+};
+
+static const char *const decode_err_names[__RP_E_MAX] = {
+	[RP_E_OK] = "ok",
+	[RP_E_TRUNCATED] = "truncated",
+	[RP_E_OVERSIZED] = "oversized",
+	[RP_E_VERSION] = "bad_version",
+	[RP_E_TYPE] = "bad_type",
+	[RP_E_APP] = "bad_app",
+	[RP_E_FLAGS] = "bad_flags",
+	[RP_E_LEN] = "bad_len",
+	[RP_E_KEY] = "bad_key",
+	[RP_E_SWITCH] = "bad_switch",
+	[RP_E_RESERVED] = "bad_reserved",
+	[RP_E_DIRECTION] = "bad_direction",
+};
+
+const char *rp_msg_type_name(unsigned int type)
+{
+	return type < __RP_MSG_MAX && msg_type_names[type] ? msg_type_names[type] : "unknown";
+}
+
+const char *rp_reject_name(unsigned int reason)
+{
+	return reason < __RP_REJ_MAX ? reject_names[reason] : "unknown";
+}
+
+const char *rp_decode_err_name(unsigned int err)
+{
+	return err < __RP_E_MAX ? decode_err_names[err] : "unknown";
+}
+
+bool rp_msg_from_switch(uint8_t type)
+{
+	switch (type) {
+	case RP_MSG_LEASE_REQ:
+	case RP_MSG_HEARTBEAT:
+	case RP_MSG_WRITE:
+	case RP_MSG_SNAPSHOT:
+	case RP_MSG_REVOKE_ACK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Session messages carry no flow: no app, no key, no state, no packet. */
+static bool is_session_msg(uint8_t type)
+{
+	return type == RP_MSG_HEARTBEAT || type == RP_MSG_HEARTBEAT_ACK;
+}
+
+static bool all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+static int check_key(const struct rp_flow_key *k)
+{
+	if (k->pad)
+		return -RP_E_KEY;
+	switch (k->family) {
+	case RP_AF_INET:
+		/* unused address bytes are zero: a key has one encoding */
+		if (!all_zero(&k->saddr.v6[4], 12) || !all_zero(&k->daddr.v6[4], 12))
+			return -RP_E_KEY;
+		return 0;
+	case RP_AF_INET6:
+		return 0;
+	default:
+		return -RP_E_KEY;
+	}
+}
+
+/* Both writes carry the full new state: a missing state is malformed. */
+static bool needs_state(uint8_t type)
+{
+	return type == RP_MSG_WRITE || type == RP_MSG_SNAPSHOT;
+}
+
+int rp_msg_decode(const void *buf, size_t len, struct rp_msg_view *v)
+{
+	const struct rp_msg *m = buf;
+	size_t pkt_len;
+
+	if (len < RP_MSG_LEN)
+		return -RP_E_TRUNCATED;
+	if (len > RP_DGRAM_MAX)
+		return -RP_E_OVERSIZED;
+	if (m->hdr.version != RP_VERSION)
+		return -RP_E_VERSION;
+	if (m->hdr.type == 0 || m->hdr.type >= __RP_MSG_MAX)
+		return -RP_E_TYPE;
+	if (m->hdr.flags & ~RP_F_ALL)
+		return -RP_E_FLAGS;
+	if (m->hdr.reserved)
+		return -RP_E_RESERVED;
+	if (m->hdr.type == RP_MSG_REJECT) {
+		if (m->hdr.reason == RP_REJ_NONE || m->hdr.reason >= __RP_REJ_MAX)
+			return -RP_E_RESERVED;
+	} else if (m->hdr.reason) {
+		return -RP_E_RESERVED;
+	}
+	if (!m->hdr.switch_id)
+		return -RP_E_SWITCH;
+
+	pkt_len = ntohs(m->hdr.pkt_len);
+	if (pkt_len > RP_PKT_MAX)
+		return -RP_E_OVERSIZED;
+	if (pkt_len != len - RP_MSG_LEN)
+		return -RP_E_LEN;
+	if (!!(m->hdr.flags & RP_F_PKT) != !!pkt_len)
+		return -RP_E_FLAGS;
+	if (m->hdr.state_len > RP_STATE_MAX)
+		return -RP_E_LEN;
+	if (!(m->hdr.flags & RP_F_STATE) && m->hdr.state_len)
+		return -RP_E_FLAGS;
+	if (needs_state(m->hdr.type) && !(m->hdr.flags & RP_F_STATE))
+		return -RP_E_FLAGS;
+
+	if (is_session_msg(m->hdr.type)) {
+		if (m->hdr.app_id != RP_APP_NONE)
+			return -RP_E_APP;
+		if (m->hdr.flags)
+			return -RP_E_FLAGS;
+		if (!all_zero(&m->key, sizeof(m->key)))
+			return -RP_E_KEY;
+	} else {
+		int err;
+
+		if (m->hdr.app_id == RP_APP_NONE || m->hdr.app_id >= __RP_APP_MAX)
+			return -RP_E_APP;
+		err = check_key(&m->key);
+		if (err)
+			return err;
+	}
+
+	v->type = m->hdr.type;
+	v->app_id = m->hdr.app_id;
+	v->flags = m->hdr.flags;
+	v->reason = m->hdr.reason;
+	v->switch_id = ntohs(m->hdr.switch_id);
+	v->state_len = m->hdr.state_len;
+	v->seq = ntohl(m->hdr.seq);
+	v->epoch = ntohl(m->hdr.epoch);
+	v->lease_ms = ntohl(m->hdr.lease_ms);
+	v->pkt_len = pkt_len;
+	memcpy(&v->key, &m->key, sizeof(v->key));
+	v->state = m->state;
+	v->pkt = (const uint8_t *)buf + RP_MSG_LEN;
+	return 0;
+}
+
+int rp_msg_encode(void *buf, size_t cap, const struct rp_msg_view *v)
+{
+	struct rp_msg_view check;
+	struct rp_msg *m = buf;
+	size_t len = RP_MSG_LEN + v->pkt_len;
+	int err;
+
+	if (cap < len)
+		return -ENOSPC;
+	if (v->state_len > RP_STATE_MAX)
+		return -EINVAL;
+
+	memset(m, 0, RP_MSG_LEN);
+	m->hdr.version = RP_VERSION;
+	m->hdr.type = v->type;
+	m->hdr.app_id = v->app_id;
+	m->hdr.flags = v->flags;
+	m->hdr.switch_id = htons(v->switch_id);
+	m->hdr.reason = v->reason;
+	m->hdr.state_len = v->state_len;
+	m->hdr.seq = htonl(v->seq);
+	m->hdr.epoch = htonl(v->epoch);
+	m->hdr.lease_ms = htonl(v->lease_ms);
+	m->hdr.pkt_len = htons(v->pkt_len);
+	m->key = v->key;
+	if (v->state_len)
+		memcpy(m->state, v->state, v->state_len);
+	if (v->pkt_len)
+		memmove((uint8_t *)buf + RP_MSG_LEN, v->pkt, v->pkt_len);
+
+	err = rp_msg_decode(buf, len, &check);
+	if (err)
+		return -EINVAL;
+	return (int)len;
+}
+
+void rp_key_v4(struct rp_flow_key *k, uint8_t proto, uint32_t saddr_be,
+	       uint16_t sport_be, uint32_t daddr_be, uint16_t dport_be)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = RP_AF_INET;
+	k->proto = proto;
+	k->sport = sport_be;
+	k->dport = dport_be;
+	k->saddr.v4 = saddr_be;
+	k->daddr.v4 = daddr_be;
+}
+
+bool rp_key_eq(const struct rp_flow_key *a, const struct rp_flow_key *b)
+{
+	return !memcmp(a, b, sizeof(*a));
+}

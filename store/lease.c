@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The store's side of the protocol (docs/PROTOCOL.md): sessions, leases,
+ * revokes with bounded waits, and sequenced writes.  Handlers run on the
+ * shard that owns the flow; they take the time as an argument so that the
+ * unit tests drive them without sockets or sleeps.
+ */
+#include <string.h>
+
+#include "redplane/log.h"
+#include "redplane/steer.h"
+#include "store.h"
+
+#define NS_PER_MS	1000000ull
+
+/* Queues v for `to`; flushes first when the batch is full. */
+static void emit(struct rp_shard *s, const struct rp_sockaddr *to, const struct rp_msg_view *v)
+{
+	struct rp_out_slot *o;
+	int len;
+
+	if (s->nout == RP_BATCH)
+		rp_shard_flush(s);
+	o = &s->out[s->nout];
+	len = rp_msg_encode(o->buf, sizeof(o->buf), v);
+	if (len < 0) {
+		/* the handlers only build valid messages: count, never send */
+		STAT_INC(s->stats.tx_errors);
+		return;
+	}
+	o->to = *to;
+	s->out_iov[s->nout].iov_len = (size_t)len;
+	s->nout++;
+}
+
+static uint32_t lease_ms(const struct rp_shard *s)
+{
+	return s->cfg->lease_ms;
+}
+
+/* GRANT or MIGRATE: the flow's state and committed seq, the packet echoed. */
+static void send_lease(struct rp_shard *s, const struct rp_sockaddr *to, const struct rp_flow *f,
+		       uint8_t type, const uint8_t *pkt, uint16_t pkt_len)
+{
+	struct rp_msg_view r = {
+		.type = type,
+		.app_id = f->app_id,
+		.flags = RP_F_STATE | (pkt_len ? RP_F_PKT : 0),
+		.switch_id = f->owner,
+		.state_len = f->state_len,
+		.seq = f->seq,
+		.epoch = f->epoch,
+		.lease_ms = lease_ms(s),
+		.pkt_len = pkt_len,
+		.key = f->key,
+		.state = f->state,
+		.pkt = pkt,
+	};
+
+	emit(s, to, &r);
+	if (type == RP_MSG_GRANT)
+		STAT_INC(s->stats.grant);
+	else
+		STAT_INC(s->stats.migrate);
+}
+
+/* REJECT echoes the request's flow and packet; seq carries `seq`. */
+static void send_reject(struct rp_shard *s, const struct rp_sockaddr *to,
+			const struct rp_msg_view *req, uint8_t reason, uint32_t seq)
+{
+	struct rp_msg_view r = {
+		.type = RP_MSG_REJECT,
+		.app_id = req->app_id,
+		.flags = req->pkt_len ? RP_F_PKT : 0,
+		.reason = reason,
+		.switch_id = req->switch_id,
+		.seq = seq,
+		.epoch = req->epoch,
+		.lease_ms = lease_ms(s),
+		.pkt_len = req->pkt_len,
+		.key = req->key,
+		.pkt = req->pkt,
+	};
+
+	emit(s, to, &r);
+	STAT_INC(s->stats.reject[reason]);
+}
+
+static bool owner_live(const struct rp_shard *s, const struct rp_flow *f, uint64_t now)
+{
+	return f->owner && rp_session_live(s->sessions, f->owner, f->epoch, now);
+}
+
+static void send_revoke(struct rp_shard *s, const struct rp_flow *f)
+{
+	struct rp_session owner;
+	struct rp_msg_view r = {
+		.type = RP_MSG_REVOKE,
+		.app_id = f->app_id,
+		.switch_id = f->owner,
+		.seq = f->seq,
+		.epoch = f->epoch,
+		.lease_ms = lease_ms(s),
+		.key = f->key,
+	};
+
+	rp_session_read(s->sessions, f->owner, &owner);
+	emit(s, &owner.addr, &r);
+}
+
+uint64_t rp_store_tick_ns(const struct rp_store_cfg *cfg)
+{
+	uint64_t t = (uint64_t)cfg->lease_ms * NS_PER_MS / 8;
+
+	return t < NS_PER_MS ? NS_PER_MS : t;
+}
+
+/* Revokes are resent a few times per lease period until acked. */
+static uint64_t revoke_interval_ns(const struct rp_shard *s)
+{
+	return 2 * rp_store_tick_ns(s->cfg);
+}
+
+static void waiter_free(struct rp_shard *s, struct rp_waiter *w)
+{
+	w->flow->waiter = 0;
+	w->flow = NULL;
+	s->nwaiting--;
+}
+
+/* The owner is gone (acked or lapsed): the waiting request gets the flow. */
+static void waiter_grant(struct rp_shard *s, struct rp_waiter *w, uint64_t now)
+{
+	struct rp_flow *f = w->flow;
+
+	if (!rp_session_live(s->sessions, w->switch_id, w->epoch, now)) {
+		/* its switch must rejoin and ask again; the flow stays free */
+		STAT_INC(s->stats.wait_dropped);
+		f->owner = 0;
+		waiter_free(s, w);
+		return;
+	}
+	f->owner = w->switch_id;
+	f->epoch = w->epoch;
+	send_lease(s, &w->from, f, RP_MSG_MIGRATE, w->pkt, w->pkt_len);
+	waiter_free(s, w);
+}
+
+static void waiter_store_request(struct rp_waiter *w, const struct rp_msg_view *v,
+				 const struct rp_sockaddr *from)
+{
+	w->switch_id = v->switch_id;
+	w->epoch = v->epoch;
+	w->from = *from;
+	w->pkt_len = v->pkt_len;
+	memcpy(w->pkt, v->pkt, v->pkt_len);
+}
+
+static void wait_for_revoke(struct rp_shard *s, struct rp_flow *f, const struct rp_msg_view *v,
+			    const struct rp_sockaddr *from, uint64_t now)
+{
+	struct rp_waiter *w;
+
+	if (f->waiter) {
+		w = &s->waiters[f->waiter - 1];
+		if (w->switch_id != v->switch_id) {
+			send_reject(s, from, v, RP_REJ_BUSY, f->seq);
+			return;
+		}
+		/* a retransmitted request: keep its place, take the newest packet */
+		waiter_store_request(w, v, from);
+		STAT_INC(s->stats.wait_refreshed);
+		return;
+	}
+	if (s->nwaiting == s->cfg->wait_queue) {
+		send_reject(s, from, v, RP_REJ_QUEUE_FULL, f->seq);
+		return;
+	}
+	for (w = s->waiters; w->flow; w++)
+		;
+	w->flow = f;
+	waiter_store_request(w, v, from);
+	w->deadline_ns = now + (uint64_t)s->cfg->wait_ms * NS_PER_MS;
+	w->next_revoke_ns = now + revoke_interval_ns(s);
+	f->waiter = (uint16_t)(w - s->waiters + 1);
+	s->nwaiting++;
+	STAT_INC(s->stats.wait_queued);
+	send_revoke(s, f);
+	STAT_INC(s->stats.revoke_sent);
+}
+
+/* A waiter whose owner lapsed is served before anything else on the flow. */
+static void settle_waiter(struct rp_shard *s, struct rp_flow *f, uint64_t now)
+{
+	if (f->waiter && !owner_live(s, f, now)) {
+		STAT_INC(s->stats.wait_done_lapse);
+		waiter_grant(s, &s->waiters[f->waiter - 1], now);
+	}
+}
+
+static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
+			     const struct rp_sockaddr *from, uint64_t now)
+{
+	struct rp_flow *f;
+
+	if (!rp_session_live(s->sessions, v->switch_id, v->epoch, now)) {
+		send_reject(s, from, v, RP_REJ_NO_SESSION, 0);
+		return;
+	}
+
+	f = rp_flow_lookup(&s->flows, v->app_id, &v->key);
+	if (!f) {
+		f = rp_flow_insert(&s->flows, v->app_id, &v->key);
+		if (!f) {
+			send_reject(s, from, v, RP_REJ_TABLE_FULL, 0);
+			return;
+		}
+		/* a new flow: the proposed initial state is committed as seq 0 */
+		if (v->flags & RP_F_STATE) {
+			f->state_len = v->state_len;
+			memcpy(f->state, v->state, v->state_len);
+		}
+		f->owner = v->switch_id;
+		f->epoch = v->epoch;
+		send_lease(s, from, f, RP_MSG_GRANT, v->pkt, v->pkt_len);
+		return;
+	}
+
+	settle_waiter(s, f, now);
+	if (owner_live(s, f, now)) {
+		if (f->owner == v->switch_id) {
+			/* same switch, same live epoch: it lost its copy */
+			STAT_INC(s->stats.regrant);
+			send_lease(s, from, f, RP_MSG_MIGRATE, v->pkt, v->pkt_len);
+			return;
+		}
+		wait_for_revoke(s, f, v, from, now);
+		return;
+	}
+	f->owner = v->switch_id;
+	f->epoch = v->epoch;
+	send_lease(s, from, f, RP_MSG_MIGRATE, v->pkt, v->pkt_len);
+}
+
+static void handle_heartbeat(struct rp_shard *s, const struct rp_msg_view *v,
+			     const struct rp_sockaddr *from, uint64_t now)
+{
+	bool is_new;
+	uint32_t epoch = rp_session_heartbeat(s->sessions, v->switch_id, from, now, &is_new);
+	struct rp_msg_view r = {
+		.type = RP_MSG_HEARTBEAT_ACK,
+		.switch_id = v->switch_id,
+		.seq = v->seq,	/* the switch's nonce: it times the lease from its send */
+		.epoch = epoch,
+		.lease_ms = lease_ms(s),
+	};
+
+	if (is_new) {
+		char as[RP_ADDRSTRLEN];
+
+		pr_debug("rp-store: switch %u joined from %s, session epoch %u\n", v->switch_id,
+			 rp_addr_str((const struct sockaddr *)&from->ss, as, sizeof(as)), epoch);
+		STAT_INC(s->stats.session_new);
+	}
+	else
+		STAT_INC(s->stats.session_renew);
+	emit(s, from, &r);
+}
+
+/* WRITE and SNAPSHOT: the full new state, committed if its seq is newer. */
+static void handle_write(struct rp_shard *s, const struct rp_msg_view *v,
+			 const struct rp_sockaddr *from, uint64_t now)
+{
+	bool snapshot = v->type == RP_MSG_SNAPSHOT;
+	struct rp_flow *f;
+	struct rp_msg_view ack;
+
+	if (!rp_session_live(s->sessions, v->switch_id, v->epoch, now)) {
+		send_reject(s, from, v, RP_REJ_NO_SESSION, 0);
+		return;
+	}
+	f = rp_flow_lookup(&s->flows, v->app_id, &v->key);
+	if (!f || f->owner != v->switch_id || f->epoch != v->epoch) {
+		send_reject(s, from, v, RP_REJ_NOT_OWNER, f ? f->seq : 0);
+		return;
+	}
+
+	if (rp_seq_after(v->seq, f->seq)) {
+		f->seq = v->seq;
+		f->state_len = v->state_len;
+		memcpy(f->state, v->state, v->state_len);
+		STAT_INC(*(snapshot ? &s->stats.snapshot_commit : &s->stats.write_commit));
+	} else if (v->seq == f->seq) {
+		/* the ACK was lost: say it again, apply nothing */
+		STAT_INC(*(snapshot ? &s->stats.snapshot_dup : &s->stats.write_dup));
+	} else {
+		send_reject(s, from, v, RP_REJ_STALE, f->seq);
+		return;
+	}
+
+	ack = (struct rp_msg_view){
+		.type = RP_MSG_ACK,
+		.app_id = f->app_id,
+		.flags = v->pkt_len ? RP_F_PKT : 0,
+		.switch_id = v->switch_id,
+		.seq = f->seq,
+		.epoch = f->epoch,
+		.lease_ms = lease_ms(s),
+		.pkt_len = v->pkt_len,
+		.key = f->key,
+		.pkt = v->pkt,
+	};
+	emit(s, from, &ack);
+}
+
+static void handle_revoke_ack(struct rp_shard *s, const struct rp_msg_view *v, uint64_t now)
+{
+	struct rp_flow *f = rp_flow_lookup(&s->flows, v->app_id, &v->key);
+
+	if (!f || f->owner != v->switch_id || f->epoch != v->epoch) {
+		/* a duplicate, or from a switch that no longer owns the flow */
+		STAT_INC(s->stats.revoke_ack_stale);
+		return;
+	}
+	/* bounded mode hands its newest local state over with the ack */
+	if ((v->flags & RP_F_STATE) && rp_seq_after(v->seq, f->seq)) {
+		f->seq = v->seq;
+		f->state_len = v->state_len;
+		memcpy(f->state, v->state, v->state_len);
+		STAT_INC(s->stats.revoke_ack_state);
+	}
+	STAT_INC(s->stats.revoke_ack);
+	f->owner = 0;
+	if (f->waiter) {
+		STAT_INC(s->stats.wait_done_ack);
+		waiter_grant(s, &s->waiters[f->waiter - 1], now);
+	}
+}
+
+void rp_store_handle(struct rp_shard *s, const void *dgram, size_t len,
+		     const struct rp_sockaddr *from, uint64_t now)
+{
+	struct rp_msg_view v;
+	int err;
+
+	STAT_INC(s->stats.rx_datagrams);
+	err = rp_msg_decode(dgram, len, &v);
+	if (!err && !rp_msg_from_switch(v.type))
+		err = -RP_E_DIRECTION;
+	if (err) {
+		STAT_INC(s->stats.bad[-err]);
+		return;
+	}
+	if (rp_shard_of(dgram, len, s->cfg->shards) != s->id) {
+		STAT_INC(s->stats.misrouted);
+		return;
+	}
+	STAT_INC(s->stats.rx_type[v.type]);
+
+	switch (v.type) {
+	case RP_MSG_HEARTBEAT:
+		handle_heartbeat(s, &v, from, now);
+		break;
+	case RP_MSG_LEASE_REQ:
+		handle_lease_req(s, &v, from, now);
+		break;
+	case RP_MSG_WRITE:
+	case RP_MSG_SNAPSHOT:
+		handle_write(s, &v, from, now);
+		break;
+	case RP_MSG_REVOKE_ACK:
+		handle_revoke_ack(s, &v, now);
+		break;
+	}
+}
+
+void rp_store_tick(struct rp_shard *s, uint64_t now)
+{
+	for (uint32_t i = 0; i < s->cfg->wait_queue && s->nwaiting; i++) {
+		struct rp_waiter *w = &s->waiters[i];
+
+		if (!w->flow)
+			continue;
+		if (!owner_live(s, w->flow, now)) {
+			STAT_INC(s->stats.wait_done_lapse);
+			waiter_grant(s, w, now);
+		} else if (now >= w->deadline_ns) {
+			struct rp_msg_view req = {
+				.app_id = w->flow->app_id,
+				.switch_id = w->switch_id,
+				.epoch = w->epoch,
+				.pkt_len = w->pkt_len,
+				.key = w->flow->key,
+				.pkt = w->pkt,
+			};
+
+			send_reject(s, &w->from, &req, RP_REJ_TIMEOUT, w->flow->seq);
+			waiter_free(s, w);
+		} else if (now >= w->next_revoke_ns) {
+			send_revoke(s, w->flow);
+			STAT_INC(s->stats.revoke_retx);
+			w->next_revoke_ns = now + revoke_interval_ns(s);
+		}
+	}
+}

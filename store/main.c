@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* rp-store: the redplane state store, one replica. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "redplane/log.h"
+#include "redplane/steer.h"
+#include "store.h"
+
+#define DEFAULT_LEASE_MS	200
+#define DEFAULT_MAX_FLOWS	1000000
+#define DEFAULT_WAIT_QUEUE	1024
+#define RCVBUF_BYTES		(4 << 20)
+
+static const char usage_text[] =
+	"Usage: rp-store --listen ADDR:PORT [options]\n"
+	"\n"
+	"The redplane state store: keeps each flow's state, committed sequence\n"
+	"number and lease, and serves switches over UDP (docs/PROTOCOL.md).\n"
+	"\n"
+	"  -l, --listen ADDR:PORT  UDP address to serve (A.B.C.D:PORT or [IPV6]:PORT;\n"
+	"                          port 0 picks a free port, printed at start)\n"
+	"  -s, --shards N          shard threads, 1-64 (default 1)\n"
+	"  -L, --lease-ms MS       session lease period, 10-60000 (default 200)\n"
+	"  -m, --max-flows N       flows kept, over all shards (default 1000000)\n"
+	"  -q, --wait-queue N      requests per shard that may wait on a revoke\n"
+	"                          (default 1024, at most 65535)\n"
+	"  -w, --wait-ms MS        longest such a wait (default 2 lease periods)\n"
+	"  -S, --stats-file PATH   rewrite statistics to PATH every second\n"
+	"  -v, --verbose           log each session change\n"
+	"  -h, --help              this text\n"
+	"  -V, --version           print the version\n"
+	"\n"
+	"Statistics also go to stderr on SIGUSR1 and at exit. SIGINT and SIGTERM\n"
+	"stop the store cleanly.\n";
+
+static const struct option long_opts[] = {
+	{ "listen", required_argument, NULL, 'l' },
+	{ "shards", required_argument, NULL, 's' },
+	{ "lease-ms", required_argument, NULL, 'L' },
+	{ "max-flows", required_argument, NULL, 'm' },
+	{ "wait-queue", required_argument, NULL, 'q' },
+	{ "wait-ms", required_argument, NULL, 'w' },
+	{ "stats-file", required_argument, NULL, 'S' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
+		      uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (!*s || *s == '-' || *end || errno || v < min || v > max) {
+		pr_warn("rp-store: invalid %s '%s': expected an integer from %lu to %lu\n", opt, s,
+			min, max);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* Returns 0 to run, 1 to exit successfully (help, version), -EINVAL. */
+static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
+{
+	bool have_listen = false, have_wait = false;
+	uint32_t v;
+	int c;
+
+	*cfg = (struct rp_store_cfg){
+		.shards = 1,
+		.lease_ms = DEFAULT_LEASE_MS,
+		.max_flows = DEFAULT_MAX_FLOWS,
+		.wait_queue = DEFAULT_WAIT_QUEUE,
+	};
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":l:s:L:m:q:w:S:vhV", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (rp_addr_parse(optarg, &cfg->listen)) {
+				pr_warn("rp-store: invalid --listen '%s': expected A.B.C.D:PORT or [IPV6]:PORT\n",
+					optarg);
+				return -EINVAL;
+			}
+			have_listen = true;
+			break;
+		case 's':
+			if (parse_uint("--shards", optarg, 1, RP_SHARDS_MAX, &v))
+				return -EINVAL;
+			cfg->shards = v;
+			break;
+		case 'L':
+			if (parse_uint("--lease-ms", optarg, 10, 60000, &cfg->lease_ms))
+				return -EINVAL;
+			break;
+		case 'm':
+			if (parse_uint("--max-flows", optarg, 1, 1u << 30, &cfg->max_flows))
+				return -EINVAL;
+			break;
+		case 'q':
+			if (parse_uint("--wait-queue", optarg, 1, 65535, &cfg->wait_queue))
+				return -EINVAL;
+			break;
+		case 'w':
+			if (parse_uint("--wait-ms", optarg, 1, 600000, &cfg->wait_ms))
+				return -EINVAL;
+			have_wait = true;
+			break;
+		case 'S':
+			cfg->stats_path = optarg;
+			break;
+		case 'v':
+			cfg->verbose = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 1;
+		case 'V':
+			printf("rp-store %s (protocol version %d)\n", RP_STORE_VERSION, RP_VERSION);
+			return 1;
+		case ':':
+			pr_warn("rp-store: option '%s' needs an argument\n", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			pr_warn("rp-store: unknown option '%s'\n", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		pr_warn("rp-store: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!have_listen) {
+		pr_warn("rp-store: missing --listen ADDR:PORT\n");
+		return -EINVAL;
+	}
+	if (!have_wait)
+		cfg->wait_ms = 2 * cfg->lease_ms;
+	return 0;
+}
+
+/*
+ * Each shard gets an even part of --max-flows plus 2% and 64 flows of slack,
+ * since flows hash unevenly over shards.
+ */
+static uint32_t shard_flow_cap(const struct rp_store_cfg *cfg)
+{
+	uint64_t per;
+
+	if (cfg->shards == 1)
+		return cfg->max_flows;
+	per = ((uint64_t)cfg->max_flows + cfg->shards - 1) / cfg->shards;
+	per += per / 50 + 64;
+	return per > (1u << 30) ? (1u << 30) : (uint32_t)per;
+}
+
+static uint64_t mem_available(void)
+{
+	unsigned long long kb = 0;
+	char line[256];
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb ? kb * 1024ull : UINT64_MAX;
+}
+
+/* Refuses a configuration the machine could not hold when full. */
+static int check_memory(const struct rp_store_cfg *cfg)
+{
+	uint64_t need = (uint64_t)RP_SWITCHES * sizeof(struct rp_session_rec);
+	uint64_t avail = mem_available();
+
+	need += (uint64_t)cfg->shards * (sizeof(struct rp_shard) +
+					 rp_flow_table_bytes(shard_flow_cap(cfg)) +
+					 (uint64_t)cfg->wait_queue * sizeof(struct rp_waiter));
+	if (need > avail) {
+		pr_warn("rp-store: --max-flows %u needs %llu MiB when full, but only %llu MiB is available\n",
+			cfg->max_flows, (unsigned long long)(need >> 20),
+			(unsigned long long)(avail >> 20));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int open_socket(const struct rp_sockaddr *addr, bool reuseport)
+{
+	int one = 1, rcvbuf = RCVBUF_BYTES, fd, err;
+	char as[RP_ADDRSTRLEN];
+
+	fd = socket(addr->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		pr_warn("rp-store: Couldn't create UDP socket: %s\n", strerror(-err));
+		return err;
+	}
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) {
+		err = -errno;
+		pr_warn("rp-store: Couldn't set SO_REUSEPORT: %s\n", strerror(-err));
+		goto err_close;
+	}
+	/* a bigger queue rides out bursts; FORCE needs CAP_NET_ADMIN */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)))
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len)) {
+		err = -errno;
+		pr_warn("rp-store: Couldn't bind %s: %s\n",
+			rp_addr_str((const struct sockaddr *)&addr->ss, as, sizeof(as)),
+			strerror(-err));
+		goto err_close;
+	}
+	return fd;
+
+err_close:
+	close(fd);
+	return err;
+}
+
+/*
+ * One socket per shard.  Sockets in a SO_REUSEPORT group would silently
+ * share a port with another process of the same user, so a plain bind
+ * first proves the port free (and picks one for port 0).
+ */
+static int open_sockets(struct rp_store_cfg *cfg, int *fds)
+{
+	socklen_t len = sizeof(cfg->listen.ss);
+	int probe, err;
+	unsigned int i;
+
+	probe = open_socket(&cfg->listen, false);
+	if (probe < 0)
+		return probe;
+	if (getsockname(probe, (struct sockaddr *)&cfg->listen.ss, &len)) {
+		err = -errno;
+		close(probe);
+		return err;
+	}
+	if (cfg->shards == 1) {
+		fds[0] = probe;
+		return 0;
+	}
+	close(probe);
+
+	for (i = 0; i < cfg->shards; i++) {
+		fds[i] = open_socket(&cfg->listen, true);
+		if (fds[i] < 0) {
+			err = fds[i];
+			goto err_close;
+		}
+		/* the filter's index is the socket's position in the group */
+		if (i == 0) {
+			err = rp_steer_attach(fds[0], cfg->shards);
+			if (err) {
+				pr_warn("rp-store: Couldn't attach the shard steering filter: %s\n",
+					strerror(-err));
+				i++;
+				goto err_close;
+			}
+		}
+	}
+	return 0;
+
+err_close:
+	while (i--)
+		close(fds[i]);
+	return err;
+}
+
+struct shard_thread {
+	pthread_t tid;
+	struct rp_shard *shard;
+	int stop_fd;
+	int err;
+};
+
+static void *shard_main(void *arg)
+{
+	struct shard_thread *t = arg;
+
+	t->err = rp_shard_run(t->shard, t->stop_fd);
+	if (t->err)
+		pr_warn("rp-store: shard %u stopped: %s\n", t->shard->id, strerror(-t->err));
+	return NULL;
+}
+
+static void report_stats(FILE *f, struct rp_shard *const *shards, unsigned int n,
+			 const struct rp_sessions *sessions)
+{
+	struct rp_store_stats sum;
+	uint64_t flows = 0;
+
+	rp_stats_sum(&sum, shards, n);
+	for (unsigned int i = 0; i < n; i++)
+		flows += __atomic_load_n(&shards[i]->flows.count, __ATOMIC_RELAXED);
+	rp_stats_print(f, &sum, flows, rp_sessions_count_live(sessions, rp_now_ns()));
+}
+
+static void write_stats_file(const char *path, struct rp_shard *const *shards, unsigned int n,
+			     const struct rp_sessions *sessions)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return;
+	f = fopen(tmp, "w");
+	if (!f) {
+		pr_warn("rp-store: Couldn't write stats file '%s': %s\n", tmp, strerror(errno));
+		return;
+	}
+	report_stats(f, shards, n, sessions);
+	if (fclose(f) == 0)
+		rename(tmp, path);	/* readers see a whole file */
+}
+
+/* Waits for signals; SIGUSR1 dumps statistics, SIGINT/SIGTERM return. */
+static void serve(const struct rp_store_cfg *cfg, struct rp_shard *const *shards,
+		  const struct rp_sessions *sessions, const sigset_t *sigs,
+		  struct shard_thread *threads)
+{
+	struct timespec second = { .tv_sec = 1 };
+
+	for (;;) {
+		int sig = sigtimedwait(sigs, NULL, &second);
+
+		if (sig == SIGINT || sig == SIGTERM)
+			return;
+		if (sig == SIGUSR1)
+			report_stats(stderr, shards, cfg->shards, sessions);
+		for (unsigned int i = 0; i < cfg->shards; i++)
+			if (threads[i].err)	/* a shard died: stop the whole store */
+				return;
+		if (cfg->stats_path)
+			write_stats_file(cfg->stats_path, shards, cfg->shards, sessions);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct shard_thread threads[RP_SHARDS_MAX] = { 0 };
+	struct rp_shard *shards[RP_SHARDS_MAX] = { 0 };
+	int fds[RP_SHARDS_MAX];
+	struct rp_sessions sessions = { 0 };
+	struct rp_store_cfg cfg;
+	unsigned int i, started = 0;
+	char as[RP_ADDRSTRLEN];
+	int err, stop_fd = -1;
+	uint64_t one = 1;
+	sigset_t sigs;
+
+	err = parse_args(argc, argv, &cfg);
+	if (err)
+		return err > 0 ? 0 : 2;
+	if (cfg.verbose)
+		rp_log_set_level(RP_LOG_DEBUG);
+	if (check_memory(&cfg))
+		return 1;
+
+	/* every thread inherits the mask; only serve() takes these signals */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	err = rp_sessions_init(&sessions, cfg.lease_ms);
+	if (err) {
+		pr_warn("rp-store: Couldn't allocate the session table: %s\n", strerror(-err));
+		return 1;
+	}
+	for (i = 0; i < cfg.shards; i++) {
+		shards[i] = malloc(sizeof(*shards[i]));
+		err = shards[i] ? rp_shard_init(shards[i], i, &cfg, &sessions, shard_flow_cap(&cfg))
+				: -ENOMEM;
+		if (err) {
+			pr_warn("rp-store: Couldn't allocate shard %u for %u flows: %s\n", i,
+				shard_flow_cap(&cfg), strerror(-err));
+			free(shards[i]);
+			shards[i] = NULL;
+			goto cleanup;
+		}
+	}
+	err = open_sockets(&cfg, fds);
+	if (err)
+		goto cleanup;
+	for (i = 0; i < cfg.shards; i++)
+		shards[i]->fd = fds[i];
+
+	stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (stop_fd < 0) {
+		err = -errno;
+		pr_warn("rp-store: Couldn't create eventfd: %s\n", strerror(-err));
+		goto cleanup;
+	}
+	for (started = 0; started < cfg.shards; started++) {
+		threads[started].shard = shards[started];
+		threads[started].stop_fd = stop_fd;
+		err = -pthread_create(&threads[started].tid, NULL, shard_main, &threads[started]);
+		if (err) {
+			pr_warn("rp-store: Couldn't start shard thread: %s\n", strerror(-err));
+			goto cleanup;
+		}
+	}
+
+	/* tests and scripts read the port from this line */
+	printf("rp-store: listening on %s (%u shard%s, lease %u ms, max %u flows)\n",
+	       rp_addr_str((struct sockaddr *)&cfg.listen.ss, as, sizeof(as)), cfg.shards,
+	       cfg.shards == 1 ? "" : "s", cfg.lease_ms, cfg.max_flows);
+	fflush(stdout);
+
+	serve(&cfg, shards, &sessions, &sigs, threads);
+	err = 0;
+
+cleanup:
+	if (stop_fd >= 0 && write(stop_fd, &one, sizeof(one)) < 0)
+		pr_warn("rp-store: Couldn't signal shard threads: %s\n", strerror(errno));
+	for (i = 0; i < started; i++) {
+		pthread_join(threads[i].tid, NULL);
+		if (threads[i].err)
+			err = threads[i].err;
+	}
+	if (started) {
+		report_stats(stderr, shards, cfg.shards, &sessions);
+		if (cfg.stats_path)
+			write_stats_file(cfg.stats_path, shards, cfg.shards, &sessions);
+	}
+	for (i = 0; i < cfg.shards; i++) {
+		if (!shards[i])
+			continue;
+		if (shards[i]->fd >= 0)
+			close(shards[i]->fd);
+		rp_shard_free(shards[i]);
+		free(shards[i]);
+	}
+	if (stop_fd >= 0)
+		close(stop_fd);
+	rp_sessions_free(&sessions);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* rp-store internals shared by its files and by the unit tests. */
+#ifndef __RP_STORE_H
+#define __RP_STORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "redplane/addr.h"
+#include "redplane/codec.h"
+#include "redplane/proto.h"
+
+#include "flow_table.h"
+#include "session.h"
+
+#define RP_STORE_VERSION	"0.1.0"
+#define RP_BATCH		32	/* datagrams per recvmmsg/sendmmsg */
+#define RP_RX_BUF		2048	/* > RP_DGRAM_MAX, so MSG_TRUNC flags oversize */
+
+_Static_assert(RP_RX_BUF > RP_DGRAM_MAX, "receive buffer detects oversize");
+
+struct rp_store_cfg {
+	struct rp_sockaddr listen;
+	unsigned int shards;
+	uint32_t lease_ms;	/* session lease period */
+	uint32_t max_flows;	/* over all shards */
+	uint32_t wait_queue;	/* requests waiting on revokes, per shard */
+	uint32_t wait_ms;	/* longest a request waits on a revoke */
+	const char *stats_path;
+	bool verbose;
+};
+
+/*
+ * Outcome counters.  The names are the statistics interface (stats file,
+ * SIGUSR1 and exit dumps): keep docs/STORE.md in step.
+ */
+#define RP_STORE_COUNTERS(X)						\
+	X(rx_datagrams)		/* every datagram received */		\
+	X(tx_datagrams)		/* every datagram sent */		\
+	X(tx_errors)		/* sendmmsg failures */			\
+	X(misrouted)		/* reached a shard that does not own it */ \
+	X(session_new)		/* heartbeat started a session (epoch) */ \
+	X(session_renew)	/* heartbeat renewed a live session */	\
+	X(grant)		/* new flow, proposal taken */		\
+	X(migrate)		/* lease handed over with stored state */ \
+	X(regrant)		/* owner asked again for a flow it owns */ \
+	X(revoke_sent)		/* first revoke for a waiting request */ \
+	X(revoke_retx)		/* revoke sent again */			\
+	X(revoke_ack)		/* owner gave a flow up */		\
+	X(revoke_ack_stale)	/* revoke-ack from a non-owner: ignored */ \
+	X(revoke_ack_state)	/* revoke-ack's final state committed */ \
+	X(wait_queued)		/* request queued behind a revoke */	\
+	X(wait_refreshed)	/* same requester asked again while waiting */ \
+	X(wait_done_ack)	/* waiting request granted on revoke-ack */ \
+	X(wait_done_lapse)	/* waiting request granted on owner lapse */ \
+	X(wait_dropped)		/* waiter's own session lapsed first */	\
+	X(write_commit)		/* write applied */			\
+	X(write_dup)		/* write seen before: ACKed again */	\
+	X(snapshot_commit)						\
+	X(snapshot_dup)
+
+struct rp_store_stats {
+#define X(name) _Atomic uint64_t name;
+	RP_STORE_COUNTERS(X)
+#undef X
+	_Atomic uint64_t rx_type[__RP_MSG_MAX];	/* well-formed, by type */
+	_Atomic uint64_t bad[__RP_E_MAX];		/* dropped, by reason */
+	_Atomic uint64_t reject[__RP_REJ_MAX];		/* REJECTs sent, by reason */
+};
+
+/*
+ * One writer per counter (its shard); relaxed load and store compile to
+ * plain moves, and a reader in another thread sees whole values.
+ */
+#define STAT_ADD(ctr, n)						\
+	atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (n), \
+			      memory_order_relaxed)
+#define STAT_INC(ctr) STAT_ADD(ctr, 1)
+
+/* A request that waits for its flow's owner to ack a revoke or lapse. */
+struct rp_waiter {
+	struct rp_flow *flow;	/* NULL = slot free */
+	uint16_t switch_id;
+	uint32_t epoch;
+	uint64_t deadline_ns;
+	uint64_t next_revoke_ns;
+	struct rp_sockaddr from;
+	uint16_t pkt_len;
+	uint8_t pkt[RP_PKT_MAX];
+};
+
+struct rp_out_slot {
+	struct rp_sockaddr to;
+	uint8_t buf[RP_DGRAM_MAX];
+};
+
+struct rp_shard {
+	unsigned int id;
+	int fd;			/* -1 in unit tests: output stays in out[] */
+	const struct rp_store_cfg *cfg;
+	struct rp_sessions *sessions;
+	struct rp_flow_table flows;
+
+	struct rp_waiter *waiters;	/* cfg->wait_queue slots */
+	uint32_t nwaiting;
+
+	struct rp_store_stats stats;
+
+	unsigned int nout;
+	struct rp_out_slot out[RP_BATCH];
+	struct mmsghdr out_msgs[RP_BATCH];
+	struct iovec out_iov[RP_BATCH];
+};
+
+/* shard.c */
+int rp_shard_init(struct rp_shard *s, unsigned int id, const struct rp_store_cfg *cfg,
+		  struct rp_sessions *sessions, uint32_t flow_cap);
+void rp_shard_free(struct rp_shard *s);
+/* Sends what handlers queued; in unit tests (fd < 0) only clears. */
+void rp_shard_flush(struct rp_shard *s);
+/* The shard thread: serves s->fd until stop_fd is readable. */
+int rp_shard_run(struct rp_shard *s, int stop_fd);
+uint64_t rp_now_ns(void);
+
+/* lease.c: the store's protocol logic, free of sockets and clocks. */
+void rp_store_handle(struct rp_shard *s, const void *dgram, size_t len,
+		     const struct rp_sockaddr *from, uint64_t now_ns);
+void rp_store_tick(struct rp_shard *s, uint64_t now_ns);
+/* How often a shard with waiting requests must tick. */
+uint64_t rp_store_tick_ns(const struct rp_store_cfg *cfg);
+
+/* stats.c */
+void rp_stats_sum(struct rp_store_stats *sum, struct rp_shard *const *shards, unsigned int n);
+void rp_stats_print(FILE *f, const struct rp_store_stats *st, uint64_t flows,
+		    unsigned int sessions_live);
+
+#endif /* __RP_STORE_H */
