@@ -22,7 +22,7 @@ endif
 LIB_SRCS := lib/addr.c lib/codec.c lib/log.c lib/steer.c
 STORE_LIB_SRCS := store/flow_table.c store/lease.c store/session.c store/shard.c store/stats.c
 STORE_SRCS := $(STORE_LIB_SRCS) store/main.c
-BENCH_SRCS := bench/rp-bench.c bench/rp-echo.c
+
 TEST_SRCS := $(wildcard selftests/*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(OUTPUT)/%.o)
@@ -39,7 +39,7 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 .PHONY: all test bench help clean deps
 
 ## all: build rp-store, the benchmark tools and the selftests
-all: $(RP_STORE) $(RP_BENCH) $(RP_ECHO) $(SELFTESTS)
+all: $(RP_STORE) $(SELFTESTS)
 
 ## deps: install build and test dependencies (Debian packages; needs root)
 deps:

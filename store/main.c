@@ -39,8 +39,8 @@ static const char usage_text[] =
 	"  -h, --help              this text\n"
 	"  -V, --version           print the version\n"
 	"\n"
-	"Statistics also go to stderr on SIGUSR1 and at exit. SIGINT and SIGTERM\n"
-	"stop the store cleanly.\n";
+	"Statistics go to stderr at exit and on SIGUSR1, which also rewrites the\n"
+	"stats file at once. SIGINT and SIGTERM stop the store cleanly.\n";
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, NULL, 'l' },
@@ -342,8 +342,10 @@ static void serve(const struct rp_store_cfg *cfg, struct rp_shard *const *shards
 
 		if (sig == SIGINT || sig == SIGTERM)
 			return;
-		if (sig == SIGUSR1)
+		if (sig == SIGUSR1) {
+			fputs("rp-store: statistics\n", stderr);
 			report_stats(stderr, shards, cfg->shards, sessions);
+		}
 		for (unsigned int i = 0; i < cfg->shards; i++)
 			if (threads[i].err)	/* a shard died: stop the whole store */
 				return;
@@ -438,6 +440,7 @@ cleanup:
 			err = threads[i].err;
 	}
 	if (started) {
+		fputs("rp-store: statistics at exit\n", stderr);
 		report_stats(stderr, shards, cfg.shards, &sessions);
 		if (cfg.stats_path)
 			write_stats_file(cfg.stats_path, shards, cfg.shards, &sessions);

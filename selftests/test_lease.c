@@ -1,0 +1,552 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The store's lease and write state machine, driven through its handler
+ * with a virtual clock: no sockets, no sleeps.  Replies are read from the
+ * shard's output batch.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "rp_test.h"
+#include "store.h"
+
+#define MS(x)		((uint64_t)(x) * 1000000ull)
+#define T0		1000	/* ms; the virtual clock starts here */
+#define LEASE		100	/* ms */
+#define WAIT		200	/* ms */
+
+static struct rp_store_cfg cfg;
+static struct rp_sessions sessions;
+static struct rp_shard shard;
+static struct rp_shard *s = &shard;
+
+static void setup(void)
+{
+	cfg = (struct rp_store_cfg){
+		.shards = 1,
+		.lease_ms = LEASE,
+		.max_flows = 4,
+		.wait_queue = 2,
+		.wait_ms = WAIT,
+	};
+	cr_assert_eq(rp_sessions_init(&sessions, cfg.lease_ms), 0);
+	cr_assert_eq(rp_shard_init(s, 0, &cfg, &sessions, cfg.max_flows), 0);
+}
+
+static void teardown(void)
+{
+	rp_shard_free(s);
+	rp_sessions_free(&sessions);
+}
+
+TestSuite(lease, .init = setup, .fini = teardown);
+
+/* Each switch "sends" from 127.0.0.1:(10000 + id). */
+static struct rp_sockaddr switch_addr(uint16_t id)
+{
+	struct rp_sockaddr a;
+
+	cr_assert_eq(rp_addr_parse("127.0.0.1:0", &a), 0);
+	((struct sockaddr_in *)&a.ss)->sin_port = htons(10000 + id);
+	return a;
+}
+
+static void deliver(const struct rp_msg_view *v, uint64_t now_ms)
+{
+	uint8_t buf[RP_DGRAM_MAX];
+	struct rp_sockaddr from = switch_addr(v->switch_id);
+
+	rp_store_handle(s, buf, rp_test_encode(buf, v), &from, MS(now_ms));
+}
+
+/* Output i, decoded; *to_id is the switch it goes to. */
+static struct rp_msg_view out(unsigned int i, uint16_t *to_id)
+{
+	struct rp_out_slot *o = &s->out[i];
+	struct rp_msg_view v;
+
+	cr_assert_lt(i, s->nout, "expected output %u, have %u", i, s->nout);
+	cr_assert_eq(rp_msg_decode(o->buf, s->out_iov[i].iov_len, &v), 0);
+	if (to_id)
+		*to_id = ntohs(((struct sockaddr_in *)&o->to.ss)->sin_port) - 10000;
+	return v;
+}
+
+/* The only output, which must be `type` to switch `to`. */
+static struct rp_msg_view expect_one(uint8_t type, uint16_t to)
+{
+	uint16_t dest;
+	struct rp_msg_view v;
+
+	cr_assert_eq(s->nout, 1, "expected one %s, have %u outputs", rp_msg_type_name(type),
+		     s->nout);
+	v = out(0, &dest);
+	cr_assert_eq(v.type, type, "got %s (%s), expected %s", rp_msg_type_name(v.type),
+		     rp_reject_name(v.reason), rp_msg_type_name(type));
+	cr_assert_eq(dest, to, "%s went to switch %u, not %u", rp_msg_type_name(type), dest, to);
+	s->nout = 0;
+	return v;
+}
+
+static void expect_none(void)
+{
+	cr_assert_eq(s->nout, 0, "expected no output, have %u (first: %s)", s->nout,
+		     s->nout ? rp_msg_type_name(out(0, NULL).type) : "");
+}
+
+static uint32_t heartbeat(uint16_t id, uint64_t now_ms)
+{
+	struct rp_msg_view v = rp_test_msg(RP_MSG_HEARTBEAT, id, 0, 0);
+
+	v.seq = (uint32_t)now_ms;
+	deliver(&v, now_ms);
+	v = expect_one(RP_MSG_HEARTBEAT_ACK, id);
+	cr_assert_eq(v.seq, (uint32_t)now_ms, "nonce echoed");
+	cr_assert_eq(v.lease_ms, LEASE);
+	return v.epoch;
+}
+
+static const uint8_t pkt_a[] = "packet from switch A";
+static const uint8_t pkt_b[] = "packet from switch B";
+
+static void lease_req(uint16_t id, uint32_t epoch, uint32_t flow, const char *proposal,
+		      const uint8_t *pkt, uint64_t now_ms)
+{
+	struct rp_msg_view v = rp_test_msg(RP_MSG_LEASE_REQ, id, flow, epoch);
+
+	if (proposal) {
+		v.flags |= RP_F_STATE;
+		v.state = (const uint8_t *)proposal;
+		v.state_len = (uint8_t)strlen(proposal);
+	}
+	if (pkt) {
+		v.flags |= RP_F_PKT;
+		v.pkt = pkt;
+		v.pkt_len = sizeof(pkt_a);
+	}
+	deliver(&v, now_ms);
+}
+
+static void write_state(uint16_t id, uint32_t epoch, uint32_t flow, uint32_t seq,
+			const char *state, uint64_t now_ms)
+{
+	struct rp_msg_view v = rp_test_msg(RP_MSG_WRITE, id, flow, epoch);
+
+	v.seq = seq;
+	v.flags = RP_F_STATE | RP_F_PKT;
+	v.state = (const uint8_t *)state;
+	v.state_len = (uint8_t)strlen(state);
+	v.pkt = pkt_a;
+	v.pkt_len = sizeof(pkt_a);
+	deliver(&v, now_ms);
+}
+
+static void expect_state(const struct rp_msg_view *v, const char *state, uint32_t seq)
+{
+	cr_assert(v->flags & RP_F_STATE);
+	cr_assert_eq(v->state_len, strlen(state));
+	cr_assert_arr_eq(v->state, state, strlen(state), "state '%.*s', expected '%s'",
+			 v->state_len, v->state, state);
+	cr_assert_eq(v->seq, seq, "seq %u, expected %u", v->seq, seq);
+}
+
+static void expect_pkt(const struct rp_msg_view *v, const uint8_t *pkt)
+{
+	cr_assert(v->flags & RP_F_PKT);
+	cr_assert_eq(v->pkt_len, sizeof(pkt_a));
+	cr_assert_arr_eq(v->pkt, pkt, sizeof(pkt_a), "the packet is echoed");
+}
+
+Test(lease, heartbeat_starts_renews_and_lapses_a_session)
+{
+	uint32_t e1 = heartbeat(1, T0);
+
+	cr_assert_eq(e1, 1);
+	cr_assert(rp_session_live(&sessions, 1, e1, MS(T0 + LEASE - 1)));
+	cr_assert_eq(heartbeat(1, T0 + 50), e1, "a live session is renewed");
+	cr_assert(rp_session_live(&sessions, 1, e1, MS(T0 + 50 + LEASE - 1)));
+	cr_assert(!rp_session_live(&sessions, 1, e1, MS(T0 + 50 + LEASE)), "lapsed");
+	cr_assert_eq(heartbeat(1, T0 + 50 + LEASE), e1 + 1, "after a lapse, a new epoch");
+	cr_assert(!rp_session_live(&sessions, 1, e1, MS(T0 + 50 + LEASE + 1)),
+		  "the old epoch stays dead");
+	cr_assert_eq(s->stats.session_new, 2);
+	cr_assert_eq(s->stats.session_renew, 1);
+}
+
+Test(lease, request_without_session_is_rejected_with_its_packet)
+{
+	struct rp_msg_view v;
+
+	lease_req(1, 1, 7, "proposal", pkt_a, T0);
+	v = expect_one(RP_MSG_REJECT, 1);
+	cr_assert_eq(v.reason, RP_REJ_NO_SESSION);
+	expect_pkt(&v, pkt_a);
+	cr_assert_eq(s->flows.count, 0, "no state was created");
+
+	/* a session of another epoch is not this one */
+	uint32_t e = heartbeat(1, T0);
+
+	lease_req(1, e + 1, 7, NULL, NULL, T0);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_NO_SESSION);
+}
+
+Test(lease, new_flow_is_granted_its_proposal_in_one_round_trip)
+{
+	uint32_t e = heartbeat(1, T0);
+	struct rp_msg_view v;
+
+	lease_req(1, e, 7, "ext 203.0.113.1:40000", pkt_a, T0 + 1);
+	v = expect_one(RP_MSG_GRANT, 1);
+	expect_state(&v, "ext 203.0.113.1:40000", 0);
+	expect_pkt(&v, pkt_a);
+	cr_assert_eq(v.epoch, e);
+	cr_assert_eq(v.switch_id, 1);
+	cr_assert_eq(v.lease_ms, LEASE);
+
+	/* the owner asking again (it lost its copy) gets the stored state */
+	lease_req(1, e, 7, "another proposal", NULL, T0 + 2);
+	v = expect_one(RP_MSG_MIGRATE, 1);
+	expect_state(&v, "ext 203.0.113.1:40000", 0);
+	cr_assert_eq(s->stats.regrant, 1);
+}
+
+Test(lease, flow_of_a_lapsed_owner_migrates_with_its_last_committed_state)
+{
+	uint32_t e1 = heartbeat(1, T0), e2;
+	struct rp_msg_view v;
+
+	lease_req(1, e1, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	write_state(1, e1, 7, 3, "v3", T0 + 10);
+	expect_one(RP_MSG_ACK, 1);
+
+	e2 = heartbeat(2, T0 + LEASE);	/* switch 1 lapsed at T0 + LEASE */
+	lease_req(2, e2, 7, "a proposal that loses", pkt_b, T0 + LEASE);
+	v = expect_one(RP_MSG_MIGRATE, 2);
+	expect_state(&v, "v3", 3);
+	expect_pkt(&v, pkt_b);
+	cr_assert_eq(v.epoch, e2);
+
+	/* the old owner's late write is refused, the state unchanged */
+	e1 = heartbeat(1, T0 + LEASE + 1);
+	write_state(1, e1, 7, 4, "v4 from the past", T0 + LEASE + 2);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_NOT_OWNER);
+	lease_req(2, e2, 7, NULL, NULL, T0 + LEASE + 3);
+	v = expect_one(RP_MSG_MIGRATE, 2);
+	expect_state(&v, "v3", 3);
+}
+
+Test(lease, live_owner_is_revoked_and_the_request_granted_on_its_ack)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	struct rp_msg_view v, ack;
+
+	lease_req(1, e1, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	write_state(1, e1, 7, 1, "v1", T0 + 1);
+	expect_one(RP_MSG_ACK, 1);
+
+	lease_req(2, e2, 7, NULL, pkt_b, T0 + 2);
+	v = expect_one(RP_MSG_REVOKE, 1);	/* nothing for switch 2 yet */
+	cr_assert_eq(v.switch_id, 1);
+	cr_assert_eq(v.epoch, e1);
+	cr_assert_eq(v.seq, 1);
+	cr_assert_eq(s->nwaiting, 1);
+
+	/* the owner may still flush a write before it acks */
+	write_state(1, e1, 7, 2, "v2", T0 + 3);
+	expect_one(RP_MSG_ACK, 1);
+
+	ack = rp_test_msg(RP_MSG_REVOKE_ACK, 1, 7, e1);
+	deliver(&ack, T0 + 4);
+	v = expect_one(RP_MSG_MIGRATE, 2);
+	expect_state(&v, "v2", 2);
+	expect_pkt(&v, pkt_b);
+	cr_assert_eq(s->nwaiting, 0);
+	cr_assert_eq(s->stats.wait_done_ack, 1);
+
+	write_state(1, e1, 7, 3, "v3", T0 + 5);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_NOT_OWNER);
+
+	/* a duplicate revoke-ack changes nothing */
+	deliver(&ack, T0 + 6);
+	expect_none();
+	cr_assert_eq(s->stats.revoke_ack_stale, 1);
+	write_state(2, e2, 7, 3, "v3", T0 + 7);
+	expect_one(RP_MSG_ACK, 2);
+}
+
+Test(lease, waiting_request_is_granted_when_the_owner_lapses)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0 + 40);
+	uint64_t t;
+	struct rp_msg_view v;
+
+	lease_req(1, e1, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	lease_req(2, e2, 7, NULL, pkt_b, T0 + 50);
+	expect_one(RP_MSG_REVOKE, 1);
+
+	/* the owner stays silent: revokes are resent until it lapses */
+	for (t = T0 + 51; t < T0 + LEASE; t++) {
+		rp_store_tick(s, MS(t));
+		for (unsigned int i = 0; i < s->nout; i++)
+			cr_assert_eq(out(i, NULL).type, RP_MSG_REVOKE);
+		s->nout = 0;
+	}
+	cr_assert_geq(s->stats.revoke_retx, 1);
+	cr_assert_eq(s->nwaiting, 1);
+
+	rp_store_tick(s, MS(T0 + LEASE));
+	v = expect_one(RP_MSG_MIGRATE, 2);
+	expect_state(&v, "v0", 0);
+	expect_pkt(&v, pkt_b);
+	cr_assert_eq(s->stats.wait_done_lapse, 1);
+}
+
+Test(lease, waiting_request_times_out_when_the_owner_never_acks)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	struct rp_msg_view v;
+	uint64_t t;
+
+	lease_req(1, e1, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	lease_req(2, e2, 7, NULL, pkt_b, T0 + 1);
+	expect_one(RP_MSG_REVOKE, 1);
+	for (t = T0 + 2; t < T0 + 1 + WAIT; t++) {
+		if (t % 50 == 0) {	/* both keep their sessions */
+			heartbeat(1, t);
+			heartbeat(2, t);
+		}
+		rp_store_tick(s, MS(t));
+		s->nout = 0;
+	}
+	rp_store_tick(s, MS(T0 + 1 + WAIT));
+	v = expect_one(RP_MSG_REJECT, 2);
+	cr_assert_eq(v.reason, RP_REJ_TIMEOUT);
+	expect_pkt(&v, pkt_b);
+	cr_assert_eq(s->nwaiting, 0);
+
+	/* the flow is still switch 1's */
+	write_state(1, e1, 7, 1, "v1", T0 + 2 + WAIT);
+	expect_one(RP_MSG_ACK, 1);
+}
+
+Test(lease, one_waiter_per_flow_and_a_bounded_queue)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0), e3 = heartbeat(3, T0);
+
+	for (uint32_t flow = 1; flow <= 3; flow++) {
+		lease_req(1, e1, flow, "v0", NULL, T0);
+		expect_one(RP_MSG_GRANT, 1);
+	}
+	lease_req(2, e2, 1, NULL, pkt_b, T0 + 1);
+	expect_one(RP_MSG_REVOKE, 1);
+
+	/* the same requester again: it keeps its place, no second revoke */
+	lease_req(2, e2, 1, NULL, pkt_b, T0 + 2);
+	expect_none();
+	cr_assert_eq(s->stats.wait_refreshed, 1);
+
+	/* another requester for the same flow */
+	lease_req(3, e3, 1, NULL, pkt_a, T0 + 3);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 3).reason, RP_REJ_BUSY);
+
+	/* the queue holds two */
+	lease_req(3, e3, 2, NULL, pkt_a, T0 + 4);
+	expect_one(RP_MSG_REVOKE, 1);
+	lease_req(3, e3, 3, NULL, pkt_a, T0 + 5);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 3).reason, RP_REJ_QUEUE_FULL);
+	cr_assert_eq(s->nwaiting, 2);
+}
+
+Test(lease, waiter_whose_own_session_lapsed_is_dropped)
+{
+	uint32_t e2 = heartbeat(2, T0), e1 = heartbeat(1, T0 + 5);
+
+	lease_req(1, e1, 7, "v0", NULL, T0 + 5);
+	expect_one(RP_MSG_GRANT, 1);
+	lease_req(2, e2, 7, NULL, pkt_b, T0 + 10);
+	expect_one(RP_MSG_REVOKE, 1);
+	/* switch 2 lapses at T0 + LEASE, switch 1 at T0 + 5 + LEASE */
+	rp_store_tick(s, MS(T0 + 5 + LEASE));
+	expect_none();
+	cr_assert_eq(s->stats.wait_dropped, 1);
+	cr_assert_eq(s->nwaiting, 0);
+
+	/* the flow is free: whoever joins next takes it with its state */
+	uint32_t e3 = heartbeat(3, T0 + 200);
+
+	lease_req(3, e3, 7, NULL, NULL, T0 + 200);
+	struct rp_msg_view v = expect_one(RP_MSG_MIGRATE, 3);
+
+	expect_state(&v, "v0", 0);
+}
+
+Test(lease, writes_commit_in_sequence_and_never_twice)
+{
+	uint32_t e = heartbeat(1, T0);
+	struct rp_msg_view v;
+
+	lease_req(1, e, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+
+	write_state(1, e, 7, 1, "v1", T0);
+	v = expect_one(RP_MSG_ACK, 1);
+	cr_assert_eq(v.seq, 1);
+	expect_pkt(&v, pkt_a);
+
+	write_state(1, e, 7, 3, "v3", T0);	/* 2 was lost: a full state skips it */
+	cr_assert_eq(expect_one(RP_MSG_ACK, 1).seq, 3);
+
+	write_state(1, e, 7, 2, "v2", T0);	/* reordered, older */
+	v = expect_one(RP_MSG_REJECT, 1);
+	cr_assert_eq(v.reason, RP_REJ_STALE);
+	cr_assert_eq(v.seq, 3, "a stale reject carries the committed seq");
+
+	write_state(1, e, 7, 3, "v3", T0);	/* duplicate: ACKed, not applied */
+	v = expect_one(RP_MSG_ACK, 1);
+	cr_assert_eq(v.seq, 3);
+	expect_pkt(&v, pkt_a);
+	cr_assert_eq(s->stats.write_commit, 2);
+	cr_assert_eq(s->stats.write_dup, 1);
+	cr_assert_eq(s->stats.reject[RP_REJ_STALE], 1);
+
+	lease_req(1, e, 7, NULL, NULL, T0);
+	v = expect_one(RP_MSG_MIGRATE, 1);
+	expect_state(&v, "v3", 3);
+}
+
+Test(lease, sequence_numbers_wrap)
+{
+	uint32_t e = heartbeat(1, T0);
+	struct rp_msg_view v;
+
+	lease_req(1, e, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	/* 2^31 - 1 ahead is the farthest a seq may jump */
+	write_state(1, e, 7, 0xfffffffeu, "too far", T0);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_STALE);
+	write_state(1, e, 7, 0x7fffffffu, "half", T0);
+	expect_one(RP_MSG_ACK, 1);
+	write_state(1, e, 7, 0xfffffffeu, "a", T0);
+	expect_one(RP_MSG_ACK, 1);
+	write_state(1, e, 7, 0xffffffffu, "b", T0);
+	expect_one(RP_MSG_ACK, 1);
+	write_state(1, e, 7, 0, "c", T0);
+	cr_assert_eq(expect_one(RP_MSG_ACK, 1).seq, 0);
+	write_state(1, e, 7, 0xffffffffu, "b", T0);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_STALE);
+	lease_req(1, e, 7, NULL, NULL, T0);
+	v = expect_one(RP_MSG_MIGRATE, 1);
+	expect_state(&v, "c", 0);
+}
+
+Test(lease, only_the_owner_of_a_live_session_may_write)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+
+	lease_req(1, e1, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+
+	write_state(2, e2, 7, 1, "forged", T0);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 2).reason, RP_REJ_NOT_OWNER);
+	write_state(2, e2, 8, 1, "no such flow", T0);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 2).reason, RP_REJ_NOT_OWNER);
+	write_state(1, e1 + 1, 7, 1, "wrong epoch", T0);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_NO_SESSION);
+	write_state(1, e1, 7, 1, "too late", T0 + LEASE);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_NO_SESSION);
+
+	/* rejoined with a new epoch: the old lease is gone */
+	e1 = heartbeat(1, T0 + LEASE);
+	write_state(1, e1, 7, 1, "new epoch", T0 + LEASE);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_NOT_OWNER);
+	lease_req(1, e1, 7, NULL, NULL, T0 + LEASE);
+	struct rp_msg_view v = expect_one(RP_MSG_MIGRATE, 1);
+
+	expect_state(&v, "v0", 0);
+}
+
+Test(lease, snapshot_and_final_state_on_revoke_ack)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	struct rp_msg_view v = rp_test_msg(RP_MSG_SNAPSHOT, 1, 9, e1);
+
+	lease_req(1, e1, 9, "count=0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	v.seq = 5;
+	v.flags = RP_F_STATE;
+	v.state = (const uint8_t *)"count=50";
+	v.state_len = 8;
+	deliver(&v, T0 + 1);
+	cr_assert_eq(expect_one(RP_MSG_ACK, 1).seq, 5);
+	deliver(&v, T0 + 1);
+	expect_one(RP_MSG_ACK, 1);
+	cr_assert_eq(s->stats.snapshot_commit, 1);
+	cr_assert_eq(s->stats.snapshot_dup, 1);
+
+	lease_req(2, e2, 9, NULL, NULL, T0 + 2);
+	expect_one(RP_MSG_REVOKE, 1);
+	v = rp_test_msg(RP_MSG_REVOKE_ACK, 1, 9, e1);
+	v.seq = 6;
+	v.flags = RP_F_STATE;
+	v.state = (const uint8_t *)"count=57";
+	v.state_len = 8;
+	deliver(&v, T0 + 3);
+	v = expect_one(RP_MSG_MIGRATE, 2);
+	expect_state(&v, "count=57", 6);
+	cr_assert_eq(s->stats.revoke_ack_state, 1);
+}
+
+Test(lease, table_full_is_refused)
+{
+	uint32_t e = heartbeat(1, T0);
+
+	for (uint32_t flow = 1; flow <= cfg.max_flows; flow++) {
+		lease_req(1, e, flow, "v0", NULL, T0);
+		expect_one(RP_MSG_GRANT, 1);
+	}
+	lease_req(1, e, 100, "v0", pkt_a, T0);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_TABLE_FULL);
+	lease_req(1, e, 1, NULL, NULL, T0);
+	expect_one(RP_MSG_MIGRATE, 1);
+}
+
+Test(lease, bad_input_is_counted_and_changes_nothing)
+{
+	uint32_t e = heartbeat(1, T0);
+	uint8_t buf[RP_DGRAM_MAX];
+	struct rp_sockaddr from = switch_addr(1);
+	struct rp_msg_view v = rp_test_msg(RP_MSG_GRANT, 1, 7, e);	/* wrong direction */
+	size_t len;
+
+	lease_req(1, e, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+
+	v.flags = RP_F_STATE;
+	v.state = (const uint8_t *)"evil";
+	v.state_len = 4;
+	len = rp_test_encode(buf, &v);
+	rp_store_handle(s, buf, len, &from, MS(T0));
+	cr_assert_eq(s->stats.bad[RP_E_DIRECTION], 1);
+
+	v = rp_test_msg(RP_MSG_WRITE, 1, 7, e);
+	v.seq = 9;
+	v.flags = RP_F_STATE;
+	v.state = (const uint8_t *)"evil";
+	v.state_len = 4;
+	len = rp_test_encode(buf, &v);
+	buf[0] = 9;	/* version */
+	rp_store_handle(s, buf, len, &from, MS(T0));
+	rp_store_handle(s, buf, 3, &from, MS(T0));
+	cr_assert_eq(s->stats.bad[RP_E_VERSION], 1);
+	cr_assert_eq(s->stats.bad[RP_E_TRUNCATED], 1);
+	expect_none();
+
+	lease_req(1, e, 7, NULL, NULL, T0);
+	v = expect_one(RP_MSG_MIGRATE, 1);
+	expect_state(&v, "v0", 0);
+}
