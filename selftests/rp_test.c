@@ -125,6 +125,19 @@ void rp_test_expect(struct rp_test_switch *sw, uint8_t type, struct rp_msg_view 
 		     rp_msg_type_name(v->type), rp_reject_name(v->reason), rp_msg_type_name(type));
 }
 
+unsigned int rp_test_drain(struct rp_test_switch *sw, uint8_t type)
+{
+	struct rp_msg_view v;
+	unsigned int n = 0;
+
+	while (rp_test_recv(sw, &v, 0) == 0) {
+		cr_assert_eq(v.type, type, "switch %u: queued %s, expected only %s", sw->id,
+			     rp_msg_type_name(v.type), rp_msg_type_name(type));
+		n++;
+	}
+	return n;
+}
+
 void rp_test_heartbeat(struct rp_test_switch *sw)
 {
 	struct rp_msg_view v = rp_test_msg(RP_MSG_HEARTBEAT, sw->id, 0, sw->epoch);

@@ -38,6 +38,8 @@ int rp_test_recv(struct rp_test_switch *sw, struct rp_msg_view *v, int timeout_m
 /* Receives until a message of `type` arrives; fails the test otherwise. */
 void rp_test_expect(struct rp_test_switch *sw, uint8_t type, struct rp_msg_view *v,
 		    int timeout_ms);
+/* Reads what is queued, all of `type`; returns how many. */
+unsigned int rp_test_drain(struct rp_test_switch *sw, uint8_t type);
 /* HEARTBEAT and its ACK; sets sw->epoch. */
 void rp_test_heartbeat(struct rp_test_switch *sw);
 
