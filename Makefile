@@ -39,7 +39,7 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 .PHONY: all test bench help clean deps
 
 ## all: build rp-store, the benchmark tools and the selftests
-all: $(RP_STORE) $(SELFTESTS)
+all: $(RP_STORE) $(RP_BENCH) $(RP_ECHO) $(SELFTESTS)
 
 ## deps: install build and test dependencies (Debian packages; needs root)
 deps:
@@ -47,12 +47,12 @@ deps:
 
 ## test: install what is missing, build, run every selftest
 test: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)RP_STORE=$(RP_STORE) $(SELFTESTS) $(TEST_FLAGS)
 
 ## bench: rp-store throughput against a bare echo ceiling, memory per flow
 bench: deps
-	$(Q)$(MAKE) --no-print-directory $(RP_STORE) $(RP_BENCH) $(RP_ECHO)
+	$(Q)$(MAKE) -s --no-print-directory $(RP_STORE) $(RP_BENCH) $(RP_ECHO)
 	$(Q)OUTPUT=$(OUTPUT) bench/store-bench.sh
 
 ## help: this list (V=1 shows full commands; OUTPUT=dir moves the build)
