@@ -40,6 +40,20 @@ struct rp_msg_view rp_test_msg(uint8_t type, uint16_t sid, uint32_t flow, uint32
 	return v;
 }
 
+void rp_test_set_state(struct rp_msg_view *v, const char *state)
+{
+	v->flags |= RP_F_STATE;
+	v->state = (const uint8_t *)state;
+	v->state_len = (uint8_t)strlen(state);
+}
+
+void rp_test_set_pkt(struct rp_msg_view *v, const void *pkt, uint16_t len)
+{
+	v->flags |= RP_F_PKT;
+	v->pkt = pkt;
+	v->pkt_len = len;
+}
+
 size_t rp_test_encode(void *buf, const struct rp_msg_view *v)
 {
 	int len = rp_msg_encode(buf, RP_DGRAM_MAX, v);

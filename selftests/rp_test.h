@@ -16,6 +16,10 @@ void rp_test_key(struct rp_flow_key *k, uint32_t n);
 /* A message of `type` from switch `sid` about flow n of the NAT app. */
 struct rp_msg_view rp_test_msg(uint8_t type, uint16_t sid, uint32_t flow, uint32_t epoch);
 
+/* Attach a state (a C string, NUL not included) or a packet to v. */
+void rp_test_set_state(struct rp_msg_view *v, const char *state);
+void rp_test_set_pkt(struct rp_msg_view *v, const void *pkt, uint16_t len);
+
 /* Encodes v into buf (RP_DGRAM_MAX bytes); fails the test if invalid. */
 size_t rp_test_encode(void *buf, const struct rp_msg_view *v);
 

@@ -115,16 +115,10 @@ static void lease_req(uint16_t id, uint32_t epoch, uint32_t flow, const char *pr
 {
 	struct rp_msg_view v = rp_test_msg(RP_MSG_LEASE_REQ, id, flow, epoch);
 
-	if (proposal) {
-		v.flags |= RP_F_STATE;
-		v.state = (const uint8_t *)proposal;
-		v.state_len = (uint8_t)strlen(proposal);
-	}
-	if (pkt) {
-		v.flags |= RP_F_PKT;
-		v.pkt = pkt;
-		v.pkt_len = sizeof(pkt_a);
-	}
+	if (proposal)
+		rp_test_set_state(&v, proposal);
+	if (pkt)
+		rp_test_set_pkt(&v, pkt, sizeof(pkt_a));
 	deliver(&v, now_ms);
 }
 
@@ -134,11 +128,8 @@ static void write_state(uint16_t id, uint32_t epoch, uint32_t flow, uint32_t seq
 	struct rp_msg_view v = rp_test_msg(RP_MSG_WRITE, id, flow, epoch);
 
 	v.seq = seq;
-	v.flags = RP_F_STATE | RP_F_PKT;
-	v.state = (const uint8_t *)state;
-	v.state_len = (uint8_t)strlen(state);
-	v.pkt = pkt_a;
-	v.pkt_len = sizeof(pkt_a);
+	rp_test_set_state(&v, state);
+	rp_test_set_pkt(&v, pkt_a, sizeof(pkt_a));
 	deliver(&v, now_ms);
 }
 
@@ -478,9 +469,7 @@ Test(lease, snapshot_and_final_state_on_revoke_ack)
 	lease_req(1, e1, 9, "count=0", NULL, T0);
 	expect_one(RP_MSG_GRANT, 1);
 	v.seq = 5;
-	v.flags = RP_F_STATE;
-	v.state = (const uint8_t *)"count=50";
-	v.state_len = 8;
+	rp_test_set_state(&v, "count=50");
 	deliver(&v, T0 + 1);
 	cr_assert_eq(expect_one(RP_MSG_ACK, 1).seq, 5);
 	deliver(&v, T0 + 1);
@@ -492,9 +481,7 @@ Test(lease, snapshot_and_final_state_on_revoke_ack)
 	expect_one(RP_MSG_REVOKE, 1);
 	v = rp_test_msg(RP_MSG_REVOKE_ACK, 1, 9, e1);
 	v.seq = 6;
-	v.flags = RP_F_STATE;
-	v.state = (const uint8_t *)"count=57";
-	v.state_len = 8;
+	rp_test_set_state(&v, "count=57");
 	deliver(&v, T0 + 3);
 	v = expect_one(RP_MSG_MIGRATE, 2);
 	expect_state(&v, "count=57", 6);
@@ -526,18 +513,14 @@ Test(lease, bad_input_is_counted_and_changes_nothing)
 	lease_req(1, e, 7, "v0", NULL, T0);
 	expect_one(RP_MSG_GRANT, 1);
 
-	v.flags = RP_F_STATE;
-	v.state = (const uint8_t *)"evil";
-	v.state_len = 4;
+	rp_test_set_state(&v, "evil");
 	len = rp_test_encode(buf, &v);
 	rp_store_handle(s, buf, len, &from, MS(T0));
 	cr_assert_eq(s->stats.bad[RP_E_DIRECTION], 1);
 
 	v = rp_test_msg(RP_MSG_WRITE, 1, 7, e);
 	v.seq = 9;
-	v.flags = RP_F_STATE;
-	v.state = (const uint8_t *)"evil";
-	v.state_len = 4;
+	rp_test_set_state(&v, "evil");
 	len = rp_test_encode(buf, &v);
 	buf[0] = 9;	/* version */
 	rp_store_handle(s, buf, len, &from, MS(T0));

@@ -72,16 +72,10 @@ static void request(struct rp_test_switch *sw, uint32_t flow, const char *propos
 {
 	struct rp_msg_view v = rp_test_msg(RP_MSG_LEASE_REQ, sw->id, flow, sw->epoch);
 
-	if (proposal) {
-		v.flags |= RP_F_STATE;
-		v.state = (const uint8_t *)proposal;
-		v.state_len = (uint8_t)strlen(proposal);
-	}
-	if (pkt) {
-		v.flags |= RP_F_PKT;
-		v.pkt = pkt->bytes;
-		v.pkt_len = sizeof(pkt->bytes);
-	}
+	if (proposal)
+		rp_test_set_state(&v, proposal);
+	if (pkt)
+		rp_test_set_pkt(&v, pkt->bytes, sizeof(pkt->bytes));
 	rp_test_send(sw, &v);
 }
 
@@ -93,11 +87,8 @@ static void write_seq(struct rp_test_switch *sw, uint32_t flow, uint32_t seq)
 
 	snprintf(state, sizeof(state), "state-%u", seq);
 	v.seq = seq;
-	v.flags = RP_F_STATE | RP_F_PKT;
-	v.state = (const uint8_t *)state;
-	v.state_len = (uint8_t)strlen(state);
-	v.pkt = pkt.bytes;
-	v.pkt_len = sizeof(pkt.bytes);
+	rp_test_set_state(&v, state);
+	rp_test_set_pkt(&v, pkt.bytes, sizeof(pkt.bytes));
 	rp_test_send(sw, &v);
 }
 
@@ -359,9 +350,7 @@ static size_t garbage(uint8_t *buf, unsigned int i)
 	size_t len;
 
 	v.seq = 1000 + i;
-	v.flags = RP_F_STATE;
-	v.state = (const uint8_t *)"forged";
-	v.state_len = 6;
+	rp_test_set_state(&v, "forged");
 	switch (i % 8) {
 	case 0: /* random bytes, random length */
 		len = (size_t)rand() % RP_DGRAM_MAX;
