@@ -29,6 +29,7 @@ static const char *const reject_names[__RP_REJ_MAX] = {
 	[RP_REJ_QUEUE_FULL] = "queue_full",
 	[RP_REJ_TIMEOUT] = "timeout",
 	[RP_REJ_TABLE_FULL] = "table_full",
+	[RP_REJ_NO_FLOW] = "no_flow",
 };
 
 static const char *const decode_err_names[__RP_E_MAX] = {

@@ -182,6 +182,25 @@ Test(lease, request_without_session_is_rejected_with_its_packet)
 	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_NO_SESSION);
 }
 
+Test(lease, request_without_proposal_looks_up_and_never_creates)
+{
+	uint32_t e = heartbeat(1, T0);
+	struct rp_msg_view v;
+
+	lease_req(1, e, 7, NULL, pkt_a, T0);
+	v = expect_one(RP_MSG_REJECT, 1);
+	cr_assert_eq(v.reason, RP_REJ_NO_FLOW);
+	expect_pkt(&v, pkt_a);
+	cr_assert_eq(s->flows.count, 0);
+
+	/* an empty proposal is still a proposal */
+	lease_req(1, e, 7, "", NULL, T0);
+	v = expect_one(RP_MSG_GRANT, 1);
+	expect_state(&v, "", 0);
+	lease_req(1, e, 7, NULL, NULL, T0);
+	expect_one(RP_MSG_MIGRATE, 1);
+}
+
 Test(lease, new_flow_is_granted_its_proposal_in_one_round_trip)
 {
 	uint32_t e = heartbeat(1, T0);

@@ -209,6 +209,11 @@ static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
 	}
 
 	f = rp_flow_lookup(&s->flows, v->app_id, &v->key);
+	if (!f && !(v->flags & RP_F_STATE)) {
+		/* no proposal: a lookup (e.g. a NAT's return traffic), never a create */
+		send_reject(s, from, v, RP_REJ_NO_FLOW, 0);
+		return;
+	}
 	if (!f) {
 		f = rp_flow_insert(&s->flows, v->app_id, &v->key);
 		if (!f) {
@@ -216,10 +221,8 @@ static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
 			return;
 		}
 		/* a new flow: the proposed initial state is committed as seq 0 */
-		if (v->flags & RP_F_STATE) {
-			f->state_len = v->state_len;
-			memcpy(f->state, v->state, v->state_len);
-		}
+		f->state_len = v->state_len;
+		memcpy(f->state, v->state, v->state_len);
 		f->owner = v->switch_id;
 		f->epoch = v->epoch;
 		send_lease(s, from, f, RP_MSG_GRANT, v->pkt, v->pkt_len);

@@ -69,6 +69,7 @@ enum rp_reject_reason {
 	RP_REJ_QUEUE_FULL	= 5,	/* the shard's wait queue is full */
 	RP_REJ_TIMEOUT		= 6,	/* owner neither acked the revoke nor lapsed */
 	RP_REJ_TABLE_FULL	= 7,	/* --max-flows reached */
+	RP_REJ_NO_FLOW		= 8,	/* lookup-only request for a flow never created */
 	__RP_REJ_MAX,
 };
 
