@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The redplane data plane: a root program that parses and dispatches to the
+ * application by tail call, the emitter that wraps a packet in a request to
+ * the store, and the handler of the store's messages (grants, ACKs, rejects,
+ * revokes).  The applications live in app_*.h.
+ *
+ * Built twice: as is, and with -DRP_NO_REPLICATION, the same applications
+ * keeping their state locally with no store (the benchmark's baseline).
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "rp_helpers.h"
+#include "rp_maps.h"
+#include "rp_parse.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * Verdicts for what the data plane does not handle (docs/DATAPLANE.md):
+ * non-IPv4 goes to the kernel; IPv4 other than TCP and UDP goes to the
+ * kernel; TCP and UDP fragments are dropped, since a fragment without ports
+ * cannot be keyed and forwarding it untranslated would leak the inside;
+ * IPv4 options are kept and skipped.
+ */
+SEC("xdp")
+int rp_root(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	struct rp_cursor c = { .pos = data, .end = (void *)(long)ctx->data_end };
+	struct rp_scratch *sc;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct udphdr *udp;
+	int proto, vlan;
+
+	rp_stat(RP_DP_rx_packets);
+	proto = rp_parse_eth(&c, &eth, &vlan);
+	if (proto < 0) {
+		rp_stat(RP_DP_drop_truncated);
+		return XDP_DROP;
+	}
+	if (proto != ETH_P_IP) {
+		rp_stat(RP_DP_pass_not_ipv4);
+		return XDP_PASS;
+	}
+	proto = rp_parse_ipv4(&c, &ip);
+	if (proto < 0 || ip->ihl < 5) {
+		rp_stat(RP_DP_drop_truncated);
+		return XDP_DROP;
+	}
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
+		rp_stat(RP_DP_pass_not_app);
+		return XDP_PASS;
+	}
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		rp_stat(RP_DP_drop_fragment);
+		return XDP_DROP;
+	}
+	/* options are carried along: the NAT rewrites only addresses and ports */
+	c.pos = (void *)ip + ip->ihl * 4;
+	if (ip->ihl > 5)
+		rp_stat(RP_DP_ip_options);
+	if (c.pos + sizeof(struct tcphdr) > c.end && proto == IPPROTO_TCP) {
+		rp_stat(RP_DP_drop_truncated);
+		return XDP_DROP;
+	}
+	if (rp_parse_udp(&c, &udp) < 0) {
+		rp_stat(RP_DP_drop_truncated);
+		return XDP_DROP;
+	}
+
+#ifndef RP_NO_REPLICATION
+	/* the protocol port on this switch's address: a store's message */
+	if (proto == IPPROTO_UDP && ip->daddr == cfg_src_addr && udp->dest == cfg_src_port) {
+		bpf_tail_call(ctx, &progs, RP_PROG_STORE_RX);
+		rp_stat(RP_DP_drop_tail_call);
+		return XDP_DROP;
+	}
+#endif
+
+	sc = rp_scratch();
+	if (!sc)
+		return XDP_DROP;
+	sc->l3_off = (__u16)((void *)ip - data);
+	sc->l4_off = (__u16)((void *)udp - data);
+	sc->vlan = (__u8)vlan;
+	bpf_tail_call(ctx, &progs, cfg_app);
+	rp_stat(RP_DP_drop_tail_call);
+	return XDP_DROP;
+}
+
+#ifndef RP_NO_REPLICATION
+
+/*
+ * Wraps the whole frame in a request to the flow's store, as the scratch
+ * describes it: Ethernet, IPv4, UDP, struct rp_msg, then the frame.  A write
+ * also goes to rp-load's retransmit ring.
+ */
+SEC("xdp")
+int rp_emit(struct xdp_md *ctx)
+{
+	struct rp_scratch *sc = rp_scratch();
+	struct bpf_fib_lookup fib = {};
+	const volatile struct rp_dp_store *st;
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct udphdr *udp;
+	struct rp_msg *msg;
+	__u32 pkt_len;
+	int rc;
+
+	if (!sc || sc->store >= RP_MAX_STORES)
+		return XDP_DROP;
+	st = &cfg_stores[sc->store];
+	pkt_len = ctx->data_end - ctx->data;
+	if (pkt_len > RP_PKT_MAX) {
+		rp_stat(RP_DP_emit_too_big);
+		return XDP_DROP;
+	}
+
+	fib.family = AF_INET;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.ipv4_src = cfg_src_addr;
+	fib.ipv4_dst = st->addr;
+	fib.ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		rp_stat(RP_DP_emit_no_route);
+		return XDP_DROP;
+	}
+
+	if (bpf_xdp_adjust_head(ctx, -(int)RP_ENCAP_LEN)) {
+		rp_stat(RP_DP_emit_error);
+		return XDP_DROP;
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	ip = (void *)(eth + 1);
+	udp = (void *)(ip + 1);
+	msg = (void *)(udp + 1);
+	if ((void *)(msg + 1) > data_end)
+		return XDP_DROP;
+
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = 0;
+	ip->tot_len = bpf_htons((__u16)(sizeof(*ip) + sizeof(*udp) + sizeof(*msg) + pkt_len));
+	ip->id = 0;
+	ip->frag_off = 0;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_UDP;
+	ip->saddr = cfg_src_addr;
+	ip->daddr = st->addr;
+	ip->check = rp_ip_csum(ip);
+
+	udp->source = cfg_src_port;
+	udp->dest = st->port;
+	udp->len = bpf_htons((__u16)(sizeof(*udp) + sizeof(*msg) + pkt_len));
+	udp->check = 0;		/* optional over IPv4 */
+
+	msg->hdr.version = RP_VERSION;
+	msg->hdr.type = sc->type;
+	msg->hdr.app_id = cfg_app;
+	msg->hdr.flags = (sc->flags & RP_F_STATE) | (pkt_len ? RP_F_PKT : 0);
+	msg->hdr.switch_id = bpf_htons(cfg_switch_id);
+	msg->hdr.reason = 0;
+	msg->hdr.state_len = (sc->flags & RP_F_STATE) ? sc->state_len : 0;
+	msg->hdr.seq = bpf_htonl(sc->seq);
+	msg->hdr.epoch = bpf_htonl(sc->epoch);
+	msg->hdr.lease_ms = 0;
+	msg->hdr.pkt_len = bpf_htons((__u16)pkt_len);
+	msg->hdr.reserved = 0;
+	__builtin_memcpy(&msg->key, &sc->key, sizeof(msg->key));
+	__builtin_memcpy(msg->state, sc->state, RP_STATE_MAX);
+
+	if (sc->type == RP_MSG_WRITE) {
+		struct rp_dp_wcopy *rec = bpf_ringbuf_reserve(&wcopies, sizeof(*rec), 0);
+		/* at most RP_FRAME_MAX < 2048 here; the mask is for the verifier */
+		__u32 len = (__u32)(ctx->data_end - ctx->data) & 0x7ff;
+
+		if (rec && len > 0 && len <= RP_FRAME_MAX) {
+			rec->len = len;
+			rec->ifindex = fib.ifindex;
+			rec->seq = sc->seq;
+			rec->epoch = sc->epoch;
+			__builtin_memcpy(&rec->key, &sc->key, sizeof(rec->key));
+			if (bpf_xdp_load_bytes(ctx, 0, rec->frame, len) == 0) {
+				/* rp-load polls the ring: no wake-up per write */
+				bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+			} else {
+				bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+				rp_stat(RP_DP_wcopy_lost);
+			}
+		} else {
+			if (rec)
+				bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+			rp_stat(RP_DP_wcopy_lost);
+		}
+		rp_stat(RP_DP_write_req);
+	} else {
+		rp_stat(RP_DP_lease_req);
+	}
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* Strips a store message's outer headers: the echoed frame is left. */
+static __always_inline int rp_decap(struct xdp_md *ctx)
+{
+	return bpf_xdp_adjust_head(ctx, (int)RP_ENCAP_LEN);
+}
+
+/* Forwards the frame a store echoed (already processed by the app). */
+static __always_inline int rp_release(struct xdp_md *ctx)
+{
+	struct rp_cursor c;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	int proto, vlan;
+
+	if (rp_decap(ctx))
+		return XDP_DROP;
+	c.pos = (void *)(long)ctx->data;
+	c.end = (void *)(long)ctx->data_end;
+	proto = rp_parse_eth(&c, &eth, &vlan);
+	if (proto != ETH_P_IP || rp_parse_ipv4(&c, &ip) < 0)
+		return XDP_DROP;
+	return rp_forward(ctx, eth, ip, vlan);
+}
+
+/* Turns a REVOKE into its REVOKE_ACK in place and sends it back. */
+static __always_inline int rp_answer_revoke(struct ethhdr *eth, struct iphdr *ip,
+					    struct udphdr *udp, struct rp_msg *msg)
+{
+	__u8 mac[ETH_ALEN];
+	__be32 addr;
+	__be16 port;
+
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	addr = ip->saddr;
+	ip->saddr = ip->daddr;
+	ip->daddr = addr;
+	ip->ttl = 64;
+	ip->check = rp_ip_csum(ip);
+	port = udp->source;
+	udp->source = udp->dest;
+	udp->dest = port;
+	udp->check = 0;
+	msg->hdr.type = RP_MSG_REVOKE_ACK;
+	msg->hdr.flags = 0;
+	msg->hdr.state_len = 0;
+	msg->hdr.lease_ms = 0;
+	/* switch_id, epoch, key and seq stay: the ack names the same lease */
+	return XDP_TX;
+}
+
+static __always_inline bool rp_msg_ok(const struct rp_msg *msg, __u32 tail)
+{
+	__u8 type = msg->hdr.type;
+
+	if (msg->hdr.version != RP_VERSION || msg->hdr.reserved ||
+	    msg->hdr.switch_id != bpf_htons(cfg_switch_id) ||
+	    msg->hdr.state_len > RP_STATE_MAX || (msg->hdr.flags & ~RP_F_ALL) ||
+	    bpf_ntohs(msg->hdr.pkt_len) != tail || tail > RP_PKT_MAX ||
+	    !!(msg->hdr.flags & RP_F_PKT) != !!tail)
+		return false;
+	if (type == RP_MSG_HEARTBEAT_ACK)
+		return msg->hdr.app_id == RP_APP_NONE;
+	if (type != RP_MSG_GRANT && type != RP_MSG_MIGRATE && type != RP_MSG_ACK &&
+	    type != RP_MSG_REVOKE && type != RP_MSG_REJECT)
+		return false;
+	return msg->hdr.app_id == cfg_app && msg->key.family == RP_AF_INET;
+}
+
+/* GRANT and MIGRATE: install the lease, then process the echoed packet. */
+static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __u16 store)
+{
+	struct rp_dp_session *sess = rp_session(store);
+	struct rp_scratch *sc = rp_scratch();
+	struct rp_flow_key key;
+	struct rp_dp_flow *old;
+	bool has_pkt;
+
+	if (!sess || !sc || bpf_ntohl(msg->hdr.epoch) != sess->epoch) {
+		rp_stat(RP_DP_drop_stale_grant);
+		return XDP_DROP;
+	}
+	__builtin_memcpy(&key, &msg->key, sizeof(key));
+	old = bpf_map_lookup_elem(&flows, &key);
+	__builtin_memcpy(sc->flow.state, msg->state, RP_STATE_MAX);
+	sc->flow.state_len = msg->hdr.state_len;
+	sc->flow.epoch = sess->epoch;
+	sc->flow.seq = bpf_ntohl(msg->hdr.seq);
+	sc->flow.acked = sc->flow.seq;
+	sc->flow.store = store;
+	/* GRANT took our proposal: the app's local flags about it stand */
+	sc->flow.flags = (msg->hdr.type == RP_MSG_GRANT && old) ? old->flags : 0;
+	if (bpf_map_update_elem(&flows, &key, &sc->flow, BPF_ANY)) {
+		rp_stat(RP_DP_drop_table_full);
+		return XDP_DROP;
+	}
+	rp_stat(msg->hdr.type == RP_MSG_GRANT ? RP_DP_grant : RP_DP_migrate);
+
+	has_pkt = msg->hdr.flags & RP_F_PKT;
+	if (!has_pkt)
+		return XDP_DROP;	/* consumed */
+	if (rp_decap(ctx))
+		return XDP_DROP;
+	/* the packet that waited for the lease: through the app once more */
+	bpf_tail_call(ctx, &progs, RP_PROG_ROOT);
+	rp_stat(RP_DP_drop_tail_call);
+	return XDP_DROP;
+}
+
+static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
+{
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+	__u32 seq = bpf_ntohl(msg->hdr.seq);
+
+	__builtin_memcpy(&key, &msg->key, sizeof(key));
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch)) {
+		rp_stat(RP_DP_drop_ack_not_owner);
+		return XDP_DROP;
+	}
+	/* release each write's packet once: a duplicate or older ACK is dropped */
+	if (!rp_seq_after(seq, f->acked)) {
+		rp_stat(RP_DP_drop_stale_ack);
+		return XDP_DROP;
+	}
+	f->acked = seq;
+	rp_stat(RP_DP_ack);
+	if (!(msg->hdr.flags & RP_F_PKT))
+		return XDP_DROP;
+	return rp_release(ctx);
+}
+
+/* Marks the flow's lease as given up when it is the one the store names. */
+static __always_inline bool rp_drop_lease(struct rp_msg *msg)
+{
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+
+	__builtin_memcpy(&key, &msg->key, sizeof(key));
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch))
+		return false;
+	f->epoch = 0;	/* kept as a hint of the state: the next packet asks again */
+	return true;
+}
+
+SEC("xdp")
+int rp_store_rx(struct xdp_md *ctx)
+{
+	struct rp_cursor c = { .pos = (void *)(long)ctx->data,
+			       .end = (void *)(long)ctx->data_end };
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct udphdr *udp;
+	struct rp_msg *msg;
+	int vlan, store = -1;
+	__u32 tail;
+
+	rp_stat(RP_DP_rx_store);
+	if (rp_parse_eth(&c, &eth, &vlan) != ETH_P_IP || vlan ||
+	    rp_parse_ipv4(&c, &ip) != IPPROTO_UDP || ip->ihl != 5 ||
+	    rp_parse_udp(&c, &udp) < 0) {
+		rp_stat(RP_DP_drop_malformed_msg);
+		return XDP_DROP;
+	}
+#pragma unroll
+	for (int i = 0; i < RP_MAX_STORES; i++) {
+		if (i < (int)cfg_nstores && cfg_stores[i].addr == ip->saddr &&
+		    cfg_stores[i].port == udp->source)
+			store = i;
+	}
+	if (store < 0) {
+		rp_stat(RP_DP_drop_bad_source);
+		return XDP_DROP;
+	}
+	msg = c.pos;
+	if ((void *)(msg + 1) > c.end) {
+		rp_stat(RP_DP_drop_malformed_msg);
+		return XDP_DROP;
+	}
+	tail = (__u32)(c.end - (void *)(msg + 1));
+	if (!rp_msg_ok(msg, tail)) {
+		rp_stat(RP_DP_drop_malformed_msg);
+		return XDP_DROP;
+	}
+
+	switch (msg->hdr.type) {
+	case RP_MSG_HEARTBEAT_ACK:
+		rp_stat(RP_DP_hb_ack_pass);
+		return XDP_PASS;	/* to rp-load's socket */
+	case RP_MSG_GRANT:
+	case RP_MSG_MIGRATE:
+		return rp_install(ctx, msg, (__u16)store);
+	case RP_MSG_ACK:
+		return rp_on_ack(ctx, msg);
+	case RP_MSG_REJECT:
+		rp_stat(RP_DP_reject);
+		if (msg->hdr.reason == RP_REJ_NOT_OWNER && rp_drop_lease(msg))
+			rp_stat(RP_DP_reject_lost_lease);
+		return XDP_DROP;	/* the echoed packet is never released */
+	case RP_MSG_REVOKE:
+		rp_stat(rp_drop_lease(msg) ? RP_DP_revoke : RP_DP_revoke_unknown);
+		if (tail)
+			return XDP_DROP;
+		return rp_answer_revoke(eth, ip, udp, msg);
+	}
+	rp_stat(RP_DP_drop_malformed_msg);
+	return XDP_DROP;
+}
+
+#endif /* RP_NO_REPLICATION */
+
+#include "app_nat.h"

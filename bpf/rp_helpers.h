@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Helpers shared by the data plane's programs. */
+#ifndef __RP_HELPERS_H
+#define __RP_HELPERS_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "rp_maps.h"
+#include "rp_parse.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/* Outer headers of a message to or from a store (no VLAN on that link). */
+#define RP_ENCAP_LEN	(sizeof(struct ethhdr) + sizeof(struct iphdr) + \
+			 sizeof(struct udphdr) + sizeof(struct rp_msg))
+
+static __always_inline void rp_stat(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct rp_scratch *rp_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/* One's complement fold of a 32-bit sum into a 16-bit checksum field. */
+static __always_inline __u16 rp_csum_fold(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+/*
+ * Incremental updates (RFC 1624: HC' = ~(~HC + ~m + m')).  All values are
+ * as they sit in the packet; one's complement sums do not care about order.
+ */
+static __always_inline __u16 rp_csum_update32(__u16 check, __be32 from, __be32 to)
+{
+	__u32 s = (__u16)~check;
+
+	s += (__u16)~(from & 0xffff);
+	s += (__u16)~(from >> 16);
+	s += to & 0xffff;
+	s += to >> 16;
+	return rp_csum_fold(s);
+}
+
+static __always_inline __u16 rp_csum_update16(__u16 check, __be16 from, __be16 to)
+{
+	__u32 s = (__u16)~check;
+
+	s += (__u16)~from;
+	s += to;
+	return rp_csum_fold(s);
+}
+
+static __always_inline __u16 rp_ip_csum(struct iphdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u32 s = 0;
+
+	ip->check = 0;
+#pragma unroll
+	for (int i = 0; i < (int)sizeof(*ip) / 2; i++)
+		s += w[i];
+	return rp_csum_fold(s);
+}
+
+/* The store chain a flow belongs to. */
+static __always_inline __u16 rp_store_of(const struct rp_flow_key *k)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u32 h = 0;
+
+	if (cfg_nstores <= 1)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*k) / 4); i++)
+		h = (h ^ w[i]) * 0x9E3779B1u;
+	return (__u16)((h ^ (h >> 16)) % cfg_nstores);
+}
+
+static __always_inline struct rp_dp_session *rp_session(__u16 store)
+{
+	__u32 idx = store;
+
+	return bpf_map_lookup_elem(&sessions, &idx);
+}
+
+/* The session is live: one read of its expiry (DESIGN.md's safety rule). */
+static __always_inline bool rp_session_live(const struct rp_dp_session *s)
+{
+	return s && s->epoch && bpf_ktime_get_ns() < s->expiry_ns;
+}
+
+/* This switch holds the flow's lease now. */
+static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
+{
+	struct rp_dp_session *s;
+
+	if (!f || !f->epoch)
+		return false;
+	s = rp_session(f->store);
+	return s && f->epoch == s->epoch && bpf_ktime_get_ns() < s->expiry_ns;
+}
+
+static __always_inline void rp_ip_decrease_ttl(struct iphdr *ip)
+{
+	__u32 check = (__u32)ip->check;
+
+	check += (__u32)bpf_htons(0x0100);
+	ip->check = (__u16)(check + (check >= 0xFFFF));
+	ip->ttl--;
+}
+
+/*
+ * Forwards with the kernel's routes and neighbours.  Anything the fast path
+ * cannot do (no neighbour entry yet, a VLAN, local delivery) goes to the
+ * kernel, which does it.
+ */
+static __always_inline int rp_forward(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+				      int vlan)
+{
+	struct bpf_fib_lookup fib = {};
+	int rc;
+
+	if (vlan) {
+		rp_stat(RP_DP_fwd_pass);
+		return XDP_PASS;
+	}
+	fib.family = AF_INET;
+	fib.tos = ip->tos;
+	fib.l4_protocol = ip->protocol;
+	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = ip->daddr;
+	fib.ifindex = ctx->ingress_ifindex;
+
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		if (ip->ttl <= 1) {
+			rp_stat(RP_DP_drop_ttl);
+			return XDP_PASS;	/* the kernel sends the ICMP time exceeded */
+		}
+		rp_ip_decrease_ttl(ip);
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		rp_stat(RP_DP_fwd_redirect);
+		return bpf_redirect(fib.ifindex, 0);
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		rp_stat(RP_DP_fwd_drop);
+		return XDP_DROP;
+	default:
+		rp_stat(RP_DP_fwd_pass);
+		return XDP_PASS;
+	}
+}
+
+static __always_inline void rp_key_v4(struct rp_flow_key *k, __u8 proto, __be32 saddr,
+				      __be16 sport, __be32 daddr, __be16 dport)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = RP_AF_INET;
+	k->proto = proto;
+	k->sport = sport;
+	k->dport = dport;
+	k->saddr.v4 = saddr;
+	k->daddr.v4 = daddr;
+}
+
+#endif /* __RP_HELPERS_H */

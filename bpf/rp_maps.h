@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Maps and load-time settings of the data plane (one object, one copy). */
+#ifndef __RP_MAPS_H
+#define __RP_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "redplane/dp.h"
+
+/* Load-time settings: rp-load sets them through the skeleton's rodata. */
+const volatile __u16 cfg_switch_id = 1;
+const volatile __u8 cfg_app = RP_APP_NAT;
+const volatile __be32 cfg_src_addr;	/* this switch's address toward the stores */
+const volatile __be16 cfg_src_port;	/* rp-load's UDP port: requests leave from it */
+const volatile __u32 cfg_nstores = 1;
+const volatile struct rp_dp_store cfg_stores[RP_MAX_STORES];
+
+/* Per-flow state, ownership and sequence numbers; sized by --max-flows. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rp_flow_key);
+	__type(value, struct rp_dp_flow);
+} flows SEC(".maps");
+
+/* The session with each store chain: rp-load writes, every packet reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RP_MAX_STORES);
+	__type(key, __u32);
+	__type(value, struct rp_dp_session);
+} sessions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, __RP_DP_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* rp-load's own counters, kept here so that they are pinned with the rest. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, __RP_AG_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} agent_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, __RP_PROG_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} progs SEC(".maps");
+
+/* Copies of write requests for the agent's retransmit ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} wcopies SEC(".maps");
+
+/* What one program of a tail-call chain hands the next (per CPU). */
+struct rp_scratch {
+	__u16 l3_off;		/* IPv4 header, from the frame's start */
+	__u16 l4_off;		/* TCP or UDP header */
+	__u8 vlan;		/* an 802.1Q tag was present */
+	/* the request the emitter wraps the packet in */
+	__u8 type;
+	__u8 flags;		/* RP_F_STATE when state goes along */
+	__u8 state_len;
+	__u16 store;
+	__u32 seq;
+	__u32 epoch;
+	struct rp_flow_key key;
+	__u8 state[RP_STATE_MAX];
+	/* a flow value being built (too big for the stack of a chain) */
+	struct rp_dp_flow flow;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rp_scratch);
+} scratch SEC(".maps");
+
+#endif /* __RP_MAPS_H */

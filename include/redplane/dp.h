@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The XDP data plane's maps and records, shared by bpf/, rp-load and the
+ * tests: the layout of every map value the agent or a test reads or writes.
+ */
+#ifndef __REDPLANE_DP_H
+#define __REDPLANE_DP_H
+
+#include <linux/types.h>
+
+#include "redplane/proto.h"
+
+#define RP_MAX_STORES		4	/* store chains a switch talks to */
+#define RP_PIN_ROOT		"/sys/fs/bpf/redplane"
+
+/* Slots of the program array: applications at their app id, then the core. */
+enum rp_prog_slot {
+	RP_PROG_ROOT = 0,	/* parse and dispatch (RP_APP_NONE is never an app) */
+	/* 1 .. __RP_APP_MAX - 1: the application programs */
+	RP_PROG_EMIT = 8,	/* wraps the packet in a request to the store */
+	RP_PROG_STORE_RX = 9,	/* grants, ACKs, rejects, revokes */
+	__RP_PROG_MAX = 16,
+};
+
+_Static_assert(__RP_APP_MAX <= RP_PROG_EMIT, "app slots fit before the core's");
+
+/* rp_dp_flow.flags: local to the switch, never replicated */
+#define RP_DPF_REV_PENDING	0x01	/* NAT: the reverse key is not yet in the store */
+
+/* Value of the flows map; the key is a struct rp_flow_key. */
+struct rp_dp_flow {
+	__u8 state[RP_STATE_MAX];
+	__u32 epoch;		/* session epoch of the lease; 0 = not held */
+	__u32 seq;		/* newest sequence number written */
+	__u32 acked;		/* newest sequence number the store acknowledged */
+	__u16 store;		/* index of the store chain that owns the flow */
+	__u8 state_len;
+	__u8 flags;		/* RP_DPF_* */
+};
+
+/* The switch's session with one store chain, written by rp-load. */
+struct rp_dp_session {
+	__u64 expiry_ns;	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u32 epoch;		/* 0 = no session */
+	__u32 pad;
+};
+
+/* A store chain's address, in network order. */
+struct rp_dp_store {
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+};
+
+/*
+ * Ring buffer record: a copy of a write request as it went out (the whole
+ * frame, outer headers included), for the agent's retransmit ring.
+ */
+#define RP_FRAME_MAX	(14 + 20 + 8 + RP_DGRAM_MAX)	/* eth + ip + udp + message */
+struct rp_dp_wcopy {
+	__u32 len;		/* bytes of frame */
+	__u32 ifindex;		/* where it went out */
+	__u32 seq;
+	__u32 epoch;
+	struct rp_flow_key key;
+	__u8 frame[RP_FRAME_MAX];
+};
+
+/* NAT state, in the state value of both of a connection's keys. */
+struct rp_nat_state {
+	__be32 addr;		/* forward key: external address; reverse: internal */
+	__be16 port;		/* forward key: external port; reverse: internal */
+	__u8 dir;		/* RP_NAT_FWD or RP_NAT_REV */
+	__u8 closing;		/* RP_NAT_FIN | RP_NAT_RST seen in this key's direction */
+};
+
+#define RP_NAT_FWD	1
+#define RP_NAT_REV	2
+#define RP_NAT_FIN	0x01
+#define RP_NAT_RST	0x02
+
+/*
+ * Per-CPU counters of the data plane, one per path and drop reason.  The
+ * names are what `rp-load --status` prints.
+ */
+#define RP_DP_STATS(X)							\
+	X(rx_packets)		/* every packet the root program saw */	\
+	X(pass_not_ipv4)	/* ARP, IPv6, ...: to the kernel */	\
+	X(pass_not_app)		/* IPv4 the app does not handle */	\
+	X(drop_truncated)	/* headers cut short */			\
+	X(drop_fragment)	/* IPv4 fragments (no ports to key on) */ \
+	X(ip_options)		/* IPv4 with options: handled, kept */	\
+	X(fast_path)		/* leased, read-only: forwarded at once */ \
+	X(lease_req)		/* packet sent to the store in a lease request */ \
+	X(write_req)		/* output packet sent in a write request */ \
+	X(drop_no_session)	/* no live session: nothing can be leased */ \
+	X(emit_too_big)		/* packet too big to ride in a request */ \
+	X(emit_no_route)	/* no route or neighbour to the store */ \
+	X(emit_error)		/* headroom could not be grown */	\
+	X(wcopy_lost)		/* retransmit copy not queued (ring full) */ \
+	X(rx_store)		/* protocol messages from a store */	\
+	X(drop_bad_source)	/* protocol port, but not from a store */ \
+	X(drop_malformed_msg)	/* protocol message breaking a rule */	\
+	X(hb_ack_pass)		/* heartbeat acks handed to rp-load */	\
+	X(grant)		/* lease granted, flow installed */	\
+	X(migrate)		/* lease with stored state, installed */ \
+	X(drop_stale_grant)	/* grant for another session epoch */	\
+	X(drop_table_full)	/* flows map full */			\
+	X(ack)			/* write acknowledged, packet released */ \
+	X(drop_stale_ack)	/* duplicate or older ACK: not released */ \
+	X(drop_ack_not_owner)	/* ACK for a flow not held */		\
+	X(reject)		/* REJECT from the store: packet dropped */ \
+	X(reject_lost_lease)	/* REJECT not_owner: lease dropped */	\
+	X(revoke)		/* REVOKE: lease given up, acked */	\
+	X(revoke_unknown)	/* REVOKE for a flow not held: acked */	\
+	X(nat_new)		/* NAT mapping proposed for a new flow */ \
+	X(nat_rev_req)		/* NAT reverse key requested */		\
+	X(nat_collision)	/* NAT port already mapped elsewhere */	\
+	X(nat_no_mapping)	/* NAT return traffic with a bad mapping */ \
+	X(fwd_redirect)		/* forwarded by bpf_redirect */		\
+	X(fwd_pass)		/* forwarded by the kernel (no neighbour, VLAN, ...) */ \
+	X(fwd_drop)		/* no route (blackhole, unreachable) */	\
+	X(drop_ttl)		/* TTL expired */			\
+	X(drop_tail_call)	/* a tail call failed */
+
+enum rp_dp_stat {
+#define X(name) RP_DP_##name,
+	RP_DP_STATS(X)
+#undef X
+	__RP_DP_STAT_MAX,
+};
+
+/* Counters rp-load keeps (retransmit ring, session) in the agent_stats map. */
+#define RP_AGENT_STATS(X)						\
+	X(heartbeats_sent)						\
+	X(heartbeat_acks)						\
+	X(session_new)		/* new epochs: every lease was lost */	\
+	X(session_lapsed)	/* no ack in time: the data plane stopped */ \
+	X(writes_tracked)	/* write copies taken into the ring */	\
+	X(writes_acked)		/* copies freed by an ACK */		\
+	X(writes_abandoned)	/* copies freed: lease lost or flow gone */ \
+	X(retransmits)		/* copies sent again */			\
+	X(gave_up)		/* copies dropped after the last try */	\
+	X(ring_full)		/* copies not taken: the ring was full */ \
+	X(outstanding)		/* copies in the ring now (a gauge) */	\
+	X(rtt_us)		/* smoothed store round trip (a gauge) */
+
+enum rp_agent_stat {
+#define X(name) RP_AG_##name,
+	RP_AGENT_STATS(X)
+#undef X
+	__RP_AG_STAT_MAX,
+};
+
+#endif /* __REDPLANE_DP_H */
