@@ -4,12 +4,20 @@
 
 OUTPUT ?= build
 CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	    -Wno-missing-field-initializers
 ALL_CFLAGS := -std=gnu11 $(WARNINGS) $(CFLAGS)
-ALL_CPPFLAGS := -Iinclude -D_GNU_SOURCE -MMD -MP $(CPPFLAGS)
+ALL_CPPFLAGS := -Iinclude -I$(OUTPUT)/include -D_GNU_SOURCE -MMD -MP $(CPPFLAGS)
 LDLIBS := -lpthread
+BPF_LDLIBS := -lxdp -lbpf -lelf -lz
+
+# BPF: uapi headers (asm/types.h lives under the multiarch directory)
+ARCH_DIR := $(shell $(CC) -print-multiarch 2>/dev/null || echo $$(uname -m)-linux-gnu)
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -Wall -Iinclude -Ibpf -I/usr/include/$(ARCH_DIR)
+BPF_HDRS := $(wildcard bpf/*.h) $(wildcard include/redplane/*.h)
 
 ifeq ($(V),1)
 Q :=
@@ -64,6 +72,26 @@ clean:
 	$(call msg,CLEAN,$(OUTPUT))
 	$(Q)rm -rf $(OUTPUT)
 
+# The data plane, and the same code with replication compiled out (bench)
+$(OUTPUT)/bpf/redplane.bpf.o: bpf/redplane.bpf.c $(BPF_HDRS)
+	$(call msg,CLANG-BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/bpf/redplane_norepl.bpf.o: bpf/redplane.bpf.c $(BPF_HDRS)
+	$(call msg,CLANG-BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -DRP_NO_REPLICATION -c $< -o $@
+
+# skeletons are rewritten only when they change
+$(OUTPUT)/include/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@.tmp
+	$(Q)cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+
+SKELS := $(OUTPUT)/include/redplane.skel.h $(OUTPUT)/include/redplane_norepl.skel.h
+
 $(OUTPUT)/%.o: %.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
@@ -83,8 +111,9 @@ $(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
 
 $(SELFTESTS): $(TEST_OBJS) $(LIBREDPLANE)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) -lcriterion
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS) -lcriterion
 
 $(OUTPUT)/selftests/%.o: ALL_CPPFLAGS += -Istore -Iselftests
+$(TEST_OBJS): $(SKELS)
 
 -include $(shell find $(OUTPUT) -name '*.d' 2>/dev/null)

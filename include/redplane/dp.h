@@ -22,7 +22,7 @@ enum rp_prog_slot {
 	__RP_PROG_MAX = 16,
 };
 
-_Static_assert(__RP_APP_MAX <= RP_PROG_EMIT, "app slots fit before the core's");
+_Static_assert((int)__RP_APP_MAX <= (int)RP_PROG_EMIT, "app slots fit before the core's");
 
 /* rp_dp_flow.flags: local to the switch, never replicated */
 #define RP_DPF_REV_PENDING	0x01	/* NAT: the reverse key is not yet in the store */

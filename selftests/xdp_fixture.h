@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Fixtures for the XDP programs run through bpf_prog_test_run_opts: a
+ * private network namespace with the switch's three links, the data plane
+ * loaded (not attached) with a known configuration, and packet builders.
+ */
+#ifndef __XDP_FIXTURE_H
+#define __XDP_FIXTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redplane/codec.h"
+#include "redplane/dp.h"
+
+#define FX_SWITCH_ID	7
+#define FX_EPOCH	5
+#define FX_PORT_BASE	20000
+#define FX_PORT_SPAN	100
+#define FX_RP_PORT	4790
+#define FX_STORE_PORT	4791
+
+/* Addresses, in host order, and the MACs of the switch and its neighbours. */
+#define FX_CLIENT	0x0a010002u	/* 10.1.0.2, inside */
+#define FX_CLIENT2	0x0a010003u	/* 10.1.0.3, inside */
+#define FX_SERVER	0xc6336402u	/* 198.51.100.2, outside */
+#define FX_EXT		0xcb007101u	/* 203.0.113.1, the NAT's address */
+#define FX_SWITCH	0xc0000201u	/* 192.0.2.1, toward the store */
+#define FX_STORE	0xc000020au	/* 192.0.2.10 */
+#define FX_STRANGER	0xc000020bu	/* 192.0.2.11: not a store */
+
+extern const uint8_t fx_mac_int[6], fx_mac_ext[6], fx_mac_sto[6];
+extern const uint8_t fx_mac_client[6], fx_mac_server[6], fx_mac_store[6];
+
+struct redplane;
+
+struct fx {
+	struct redplane *skel;
+	int ifindex_int, ifindex_ext, ifindex_sto;
+	int prog_root;
+	int map_flows, map_sessions, map_stats;
+};
+
+extern struct fx fx;
+
+/* Skips the test when not root; else builds the namespace and loads. */
+void fx_setup(void);
+void fx_teardown(void);
+
+struct fx_out {
+	uint32_t verdict;
+	uint8_t data[4096];
+	uint32_t len;
+};
+
+/* Runs the root program on a frame that arrived on `ifindex`. */
+void fx_run(const void *frame, size_t len, int ifindex, struct fx_out *out);
+
+/* Frame builders (checksums correct), returning the length. */
+enum { FX_SYN = 0x02, FX_ACK = 0x10, FX_FIN = 0x01, FX_RST = 0x04, FX_PSH = 0x08 };
+size_t fx_tcp(uint8_t *buf, const uint8_t *dmac, const uint8_t *smac, uint32_t saddr,
+	      uint16_t sport, uint32_t daddr, uint16_t dport, uint8_t flags, size_t payload);
+/* csum: false sends a UDP checksum of 0 ("none"). */
+size_t fx_udp(uint8_t *buf, const uint8_t *dmac, const uint8_t *smac, uint32_t saddr,
+	      uint16_t sport, uint32_t daddr, uint16_t dport, size_t payload, bool csum);
+/* A store's message to the switch, `inner` piggybacked. */
+size_t fx_store_msg(uint8_t *buf, uint32_t from, const struct rp_msg_view *v);
+
+/* Valid IPv4 header and TCP/UDP checksums (a UDP checksum of 0 counts as valid). */
+bool fx_csum_ok(const uint8_t *frame, size_t len);
+
+/* The request inside an emitted frame; fails the test unless it is one. */
+void fx_decode_request(const struct fx_out *out, struct rp_msg_view *v);
+
+uint64_t fx_stat(enum rp_dp_stat s);
+bool fx_flow(const struct rp_flow_key *key, struct rp_dp_flow *f);
+void fx_put_flow(const struct rp_flow_key *key, const struct rp_dp_flow *f);
+void fx_key(struct rp_flow_key *k, uint8_t proto, uint32_t saddr, uint16_t sport,
+	    uint32_t daddr, uint16_t dport);
+
+#endif /* __XDP_FIXTURE_H */
