@@ -31,13 +31,17 @@ LIB_SRCS := lib/addr.c lib/codec.c lib/log.c lib/steer.c
 STORE_LIB_SRCS := store/flow_table.c store/lease.c store/session.c store/shard.c store/stats.c
 STORE_SRCS := $(STORE_LIB_SRCS) store/main.c
 
+LOAD_SRCS := user/rp-load.c user/heartbeat.c user/retransmit.c user/status.c
 TEST_SRCS := $(wildcard selftests/*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(OUTPUT)/%.o)
 STORE_LIB_OBJS := $(STORE_LIB_SRCS:%.c=$(OUTPUT)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(OUTPUT)/%.o)
 
+LOAD_OBJS := $(LOAD_SRCS:%.c=$(OUTPUT)/%.o)
+
 RP_STORE := $(OUTPUT)/rp-store
+RP_LOAD := $(OUTPUT)/rp-load
 RP_BENCH := $(OUTPUT)/rp-bench
 RP_ECHO := $(OUTPUT)/rp-echo
 SELFTESTS := $(OUTPUT)/selftests/rp-selftests
@@ -47,7 +51,7 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 .PHONY: all test bench help clean deps
 
 ## all: build rp-store, the benchmark tools and the selftests
-all: $(RP_STORE) $(RP_BENCH) $(RP_ECHO) $(SELFTESTS)
+all: $(RP_STORE) $(RP_LOAD) $(RP_BENCH) $(RP_ECHO) $(SELFTESTS)
 
 ## deps: install build and test dependencies (Debian packages; needs root)
 deps:
@@ -104,6 +108,12 @@ $(LIBREDPLANE): $(LIB_OBJS) $(STORE_LIB_OBJS)
 $(RP_STORE): $(OUTPUT)/store/main.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(RP_LOAD): $(LOAD_OBJS) $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
+
+$(LOAD_OBJS): $(SKELS)
 
 $(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)

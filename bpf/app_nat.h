@@ -136,6 +136,19 @@ static __always_inline int nat_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 	return nat_request(ctx, sc, RP_MSG_LEASE_REQ, key, proposal, 0, store, sess->epoch);
 }
 
+/*
+ * A FIN or RST writes when it changes the state, or when the write that
+ * changed it is not acknowledged yet: the local state is ahead of the store,
+ * and a packet may leave only on what the store knows (a retransmitted FIN
+ * goes through the store again).
+ */
+static __always_inline bool nat_must_write(const struct rp_dp_flow *f, __u8 bits)
+{
+	const struct rp_nat_state *st = (const struct rp_nat_state *)f->state;
+
+	return (bits & ~st->closing) || (bits && f->acked != f->seq);
+}
+
 /* A FIN or RST: mark the key closing; the packet leaves with the write. */
 static __always_inline int nat_write(struct xdp_md *ctx, struct rp_scratch *sc,
 				     const struct rp_flow_key *key, struct rp_dp_flow *f,
@@ -208,7 +221,7 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 
 	nat_rewrite(ip, l4, (void *)(long)ctx->data_end, true, st->addr, st->port);
 	bits = nat_closing_bits(ip, l4, (void *)(long)ctx->data_end);
-	if (bits & ~st->closing)
+	if (nat_must_write(f, bits))
 		return nat_write(ctx, sc, &fwd, f, bits);
 	rp_stat(RP_DP_fast_path);
 	return rp_forward(ctx, eth, ip, sc->vlan);
@@ -234,7 +247,7 @@ static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc
 	}
 	nat_rewrite(ip, l4, (void *)(long)ctx->data_end, false, st->addr, st->port);
 	bits = nat_closing_bits(ip, l4, (void *)(long)ctx->data_end);
-	if (bits & ~st->closing)
+	if (nat_must_write(r, bits))
 		return nat_write(ctx, sc, &rev, r, bits);
 	rp_stat(RP_DP_fast_path);
 	return rp_forward(ctx, eth, ip, sc->vlan);

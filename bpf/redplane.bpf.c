@@ -183,19 +183,26 @@ int rp_emit(struct xdp_md *ctx)
 	__builtin_memcpy(msg->state, sc->state, RP_STATE_MAX);
 
 	if (sc->type == RP_MSG_WRITE) {
+		/* asked before reserving: a reserved record counts as queued */
+		__u64 queued = bpf_ringbuf_query(&wcopies, BPF_RB_AVAIL_DATA);
 		struct rp_dp_wcopy *rec = bpf_ringbuf_reserve(&wcopies, sizeof(*rec), 0);
 		/* at most RP_FRAME_MAX < 2048 here; the mask is for the verifier */
 		__u32 len = (__u32)(ctx->data_end - ctx->data) & 0x7ff;
 
 		if (rec && len > 0 && len <= RP_FRAME_MAX) {
+			rec->sent_ns = bpf_ktime_get_ns();
 			rec->len = len;
 			rec->ifindex = fib.ifindex;
 			rec->seq = sc->seq;
 			rec->epoch = sc->epoch;
 			__builtin_memcpy(&rec->key, &sc->key, sizeof(rec->key));
 			if (bpf_xdp_load_bytes(ctx, 0, rec->frame, len) == 0) {
-				/* rp-load polls the ring: no wake-up per write */
-				bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+				/*
+				 * Wake rp-load only when it had drained the ring:
+				 * one wake-up per batch, not per write.
+				 */
+				bpf_ringbuf_submit(rec, queued ? BPF_RB_NO_WAKEUP
+							       : BPF_RB_FORCE_WAKEUP);
 			} else {
 				bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 				rp_stat(RP_DP_wcopy_lost);

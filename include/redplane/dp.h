@@ -58,6 +58,7 @@ struct rp_dp_store {
  */
 #define RP_FRAME_MAX	(14 + 20 + 8 + RP_DGRAM_MAX)	/* eth + ip + udp + message */
 struct rp_dp_wcopy {
+	__u64 sent_ns;		/* bpf_ktime_get_ns() when it went out */
 	__u32 len;		/* bytes of frame */
 	__u32 ifindex;		/* where it went out */
 	__u32 seq;

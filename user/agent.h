@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* rp-load internals: the switch agent. */
+#ifndef __RP_AGENT_H
+#define __RP_AGENT_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "redplane/addr.h"
+#include "redplane/dp.h"
+
+#define RP_LOAD_VERSION		"0.1.0"
+#define RP_MAX_IFACES		8
+#define RP_HB_NONCES		16	/* heartbeats in flight we can time */
+#define RP_RING_FRAMES		4096	/* retransmit ring: UMEM frames */
+#define RP_FRAME_SIZE		2048
+_Static_assert(RP_FRAME_MAX <= RP_FRAME_SIZE, "a request fits in a UMEM frame");
+
+struct rp_load_cfg {
+	char ifnames[RP_MAX_IFACES][IF_NAMESIZE];
+	unsigned int nifaces;
+	uint8_t app;
+	struct sockaddr_in stores[RP_MAX_STORES];
+	unsigned int nstores;
+	uint16_t switch_id;
+	uint16_t port;			/* 0: any */
+	uint32_t lease_ms;		/* heartbeat pace until a store says otherwise */
+	uint32_t rto_us;		/* 0: adaptive from heartbeat round trips */
+	uint32_t max_tries;
+	uint32_t max_flows;
+	struct in_addr nat_int_net, nat_int_mask, nat_ext;
+	uint16_t nat_port_lo, nat_port_hi;
+	uint16_t nat_switches;		/* switches sharing the external address */
+	bool verbose;
+};
+
+struct hb_sent {
+	uint32_t nonce;
+	uint64_t sent_ns;
+};
+
+/* The session with one store chain. */
+struct rp_store_sess {
+	uint32_t epoch;
+	uint64_t expiry_ns;		/* as written to the data plane */
+	uint32_t lease_ms;		/* what the store grants */
+	uint64_t last_ack_ns;
+	bool lapsed;
+	struct hb_sent sent[RP_HB_NONCES];
+};
+
+/* One write copy in the retransmit ring; its frame is UMEM frame `index`. */
+struct rp_wslot {
+	bool used;
+	bool in_flight;			/* handed to AF_XDP TX, not yet completed */
+	uint32_t len;
+	uint32_t seq;
+	uint32_t epoch;
+	uint32_t tries;
+	uint64_t first_ns;
+	uint64_t due_ns;		/* next look at it */
+	struct rp_flow_key key;
+};
+
+struct redplane;
+struct ring_buffer;
+struct xsk_umem;
+struct xsk_socket;
+
+struct rp_agent {
+	struct rp_load_cfg cfg;
+	struct redplane *skel;
+	int ifindex[RP_MAX_IFACES];
+	unsigned int attached;
+	unsigned int pinned;
+	int lock_fd;
+	int sock;			/* UDP: heartbeats out, their acks in */
+	struct in_addr src_addr;
+	uint16_t src_port;
+	char store_ifname[IF_NAMESIZE];
+	struct rp_store_sess sess[RP_MAX_STORES];
+	uint32_t nonce;
+	uint64_t next_hb_ns;
+	/* round trip, for the adaptive RTO (RFC 6298) */
+	double srtt_us, rttvar_us;
+	/* retransmit ring */
+	struct ring_buffer *rb;
+	void *umem_area;
+	struct xsk_umem *umem;
+	struct xsk_socket *xsk;
+	struct rp_wslot *slots;
+	uint32_t nslots_used;
+	uint32_t free_hint;
+	uint64_t copy_delay_sum_ns, copy_delay_n;
+	uint64_t stats[__RP_AG_STAT_MAX];
+};
+
+/* heartbeat.c */
+int rp_hb_init(struct rp_agent *a);
+void rp_hb_tick(struct rp_agent *a, uint64_t now);
+void rp_hb_receive(struct rp_agent *a, uint64_t now);
+
+/* retransmit.c */
+int rp_rtx_init(struct rp_agent *a);
+void rp_rtx_free(struct rp_agent *a);
+void rp_rtx_poll(struct rp_agent *a, uint64_t now);
+uint64_t rp_rtx_rto_ns(const struct rp_agent *a);
+int rp_rtx_epoll_fd(const struct rp_agent *a);
+
+/* status.c */
+int rp_status(const char *ifname);
+
+uint64_t rp_mono_ns(void);
+void rp_agent_publish(struct rp_agent *a);
+
+#endif /* __RP_AGENT_H */

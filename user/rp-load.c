@@ -1,0 +1,680 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * rp-load: the redplane switch agent.  Loads the XDP data plane onto the
+ * switch's interfaces, pins its maps, keeps the switch's sessions with the
+ * store chains, and retransmits unacknowledged writes.  Ctrl-C detaches.
+ */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <linux/if_link.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "redplane/codec.h"
+#include "redplane/log.h"
+#include "redplane.skel.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+static const char usage_text[] =
+	"Usage: rp-load IFACE [IFACE...] --app nat --store A.B.C.D:PORT[,...] --switch-id N\n"
+	"               --nat-int A.B.C.D/LEN --nat-ext A.B.C.D [options]\n"
+	"       rp-load --status IFACE\n"
+	"\n"
+	"The redplane switch agent: attaches the XDP data plane to every IFACE, holds\n"
+	"the switch's sessions with the stores, retransmits unacknowledged writes.\n"
+	"Ctrl-C or SIGTERM detaches and removes the pins.\n"
+	"\n"
+	"  -a, --app NAME           the application: nat\n"
+	"  -s, --store LIST         store chains, A.B.C.D:PORT, comma-separated (at most 4)\n"
+	"  -i, --switch-id N        this switch's id, 1-65535, unique among switches\n"
+	"      --nat-int PREFIX     the inside prefix to translate (A.B.C.D/LEN)\n"
+	"      --nat-ext ADDR       the external address\n"
+	"      --nat-ports LO-HI    external ports shared by all switches (default 1024-65535)\n"
+	"      --nat-switches N     switches sharing them: each gets 1/N (default 16)\n"
+	"  -L, --lease-ms MS        longest lease this switch assumes (default 200); the store's\n"
+	"                           period is used when shorter\n"
+	"  -r, --rto-us US          fixed retransmission timeout (default: adaptive, from\n"
+	"                           heartbeat round trips)\n"
+	"  -t, --max-tries N        retransmissions before giving a write up (default 5)\n"
+	"  -m, --max-flows N        flows the data plane holds (default 65536)\n"
+	"  -p, --port N             UDP port of this switch's protocol endpoint (default: any)\n"
+	"  -S, --status IFACE       print the counters of the rp-load running on IFACE\n"
+	"  -v, --verbose            libbpf's messages and more\n"
+	"  -h, --help               this text\n";
+
+static volatile int verbose;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	if (level == LIBBPF_INFO && !verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int parse_u32(const char *opt, const char *s, unsigned long lo, unsigned long hi,
+		     uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (!*s || *s == '-' || *end || errno || v < lo || v > hi) {
+		pr_warn("rp-load: invalid %s '%s': expected %lu to %lu\n", opt, s, lo, hi);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_stores(struct rp_load_cfg *cfg, const char *list)
+{
+	char buf[512], *save = NULL, *tok;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	cfg->nstores = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct rp_sockaddr a;
+
+		if (cfg->nstores == RP_MAX_STORES) {
+			pr_warn("rp-load: at most %d stores\n", RP_MAX_STORES);
+			return -EINVAL;
+		}
+		if (rp_addr_parse(tok, &a) || a.ss.ss_family != AF_INET ||
+		    !((struct sockaddr_in *)&a.ss)->sin_port) {
+			pr_warn("rp-load: invalid store address '%s': expected A.B.C.D:PORT\n", tok);
+			return -EINVAL;
+		}
+		memcpy(&cfg->stores[cfg->nstores++], &a.ss, sizeof(struct sockaddr_in));
+	}
+	return cfg->nstores ? 0 : -EINVAL;
+}
+
+static int parse_prefix(const char *s, struct in_addr *net, struct in_addr *mask)
+{
+	char buf[64], *slash;
+	uint32_t len;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	slash = strchr(buf, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash = '\0';
+	if (inet_pton(AF_INET, buf, net) != 1 || parse_u32("--nat-int", slash + 1, 0, 32, &len))
+		return -EINVAL;
+	mask->s_addr = len ? htonl(~0u << (32 - len)) : 0;
+	net->s_addr &= mask->s_addr;
+	return 0;
+}
+
+enum { OPT_NAT_INT = 256, OPT_NAT_EXT, OPT_NAT_PORTS, OPT_NAT_SWITCHES };
+
+/* 0: run; 1: done (help, status); -EINVAL: bad command line. */
+static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char **status)
+{
+	static const struct option opts[] = {
+		{ "app", required_argument, NULL, 'a' },
+		{ "store", required_argument, NULL, 's' },
+		{ "switch-id", required_argument, NULL, 'i' },
+		{ "nat-int", required_argument, NULL, OPT_NAT_INT },
+		{ "nat-ext", required_argument, NULL, OPT_NAT_EXT },
+		{ "nat-ports", required_argument, NULL, OPT_NAT_PORTS },
+		{ "nat-switches", required_argument, NULL, OPT_NAT_SWITCHES },
+		{ "lease-ms", required_argument, NULL, 'L' },
+		{ "rto-us", required_argument, NULL, 'r' },
+		{ "max-tries", required_argument, NULL, 't' },
+		{ "max-flows", required_argument, NULL, 'm' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "status", required_argument, NULL, 'S' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool have_int = false, have_ext = false;
+	uint32_t v, lo, hi;
+	int c;
+
+	*cfg = (struct rp_load_cfg){
+		.lease_ms = 200, .max_tries = 5, .max_flows = 65536,
+		.nat_port_lo = 1024, .nat_port_hi = 65535, .nat_switches = 16,
+	};
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:S:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			if (strcmp(optarg, "nat")) {
+				pr_warn("rp-load: unknown --app '%s' (this version has: nat)\n", optarg);
+				return -EINVAL;
+			}
+			cfg->app = RP_APP_NAT;
+			break;
+		case 's':
+			if (parse_stores(cfg, optarg))
+				return -EINVAL;
+			break;
+		case 'i':
+			if (parse_u32("--switch-id", optarg, 1, 65535, &v))
+				return -EINVAL;
+			cfg->switch_id = (uint16_t)v;
+			break;
+		case OPT_NAT_INT:
+			if (parse_prefix(optarg, &cfg->nat_int_net, &cfg->nat_int_mask)) {
+				pr_warn("rp-load: invalid --nat-int '%s': expected A.B.C.D/LEN\n", optarg);
+				return -EINVAL;
+			}
+			have_int = true;
+			break;
+		case OPT_NAT_EXT:
+			if (inet_pton(AF_INET, optarg, &cfg->nat_ext) != 1) {
+				pr_warn("rp-load: invalid --nat-ext '%s': expected A.B.C.D\n", optarg);
+				return -EINVAL;
+			}
+			have_ext = true;
+			break;
+		case OPT_NAT_PORTS:
+			if (sscanf(optarg, "%u-%u", &lo, &hi) != 2 || lo < 1 || hi > 65535 || lo > hi) {
+				pr_warn("rp-load: invalid --nat-ports '%s': expected LO-HI\n", optarg);
+				return -EINVAL;
+			}
+			cfg->nat_port_lo = (uint16_t)lo;
+			cfg->nat_port_hi = (uint16_t)hi;
+			break;
+		case OPT_NAT_SWITCHES:
+			if (parse_u32("--nat-switches", optarg, 1, 4096, &v))
+				return -EINVAL;
+			cfg->nat_switches = (uint16_t)v;
+			break;
+		case 'L':
+			if (parse_u32("--lease-ms", optarg, 10, 60000, &cfg->lease_ms))
+				return -EINVAL;
+			break;
+		case 'r':
+			if (parse_u32("--rto-us", optarg, 100, 10000000, &cfg->rto_us))
+				return -EINVAL;
+			break;
+		case 't':
+			if (parse_u32("--max-tries", optarg, 0, 100, &cfg->max_tries))
+				return -EINVAL;
+			break;
+		case 'm':
+			if (parse_u32("--max-flows", optarg, 16, 1u << 26, &cfg->max_flows))
+				return -EINVAL;
+			break;
+		case 'p':
+			if (parse_u32("--port", optarg, 1, 65535, &v))
+				return -EINVAL;
+			cfg->port = (uint16_t)v;
+			break;
+		case 'S':
+			*status = optarg;
+			return 1;
+		case 'v':
+			cfg->verbose = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 1;
+		case ':':
+			pr_warn("rp-load: option '%s' needs an argument\n", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			pr_warn("rp-load: unknown option '%s'\n", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	for (; optind < argc; optind++) {
+		if (cfg->nifaces == RP_MAX_IFACES) {
+			pr_warn("rp-load: at most %d interfaces\n", RP_MAX_IFACES);
+			return -EINVAL;
+		}
+		if (strlen(argv[optind]) >= IF_NAMESIZE) {
+			pr_warn("rp-load: interface name too long: '%s'\n", argv[optind]);
+			return -EINVAL;
+		}
+		strcpy(cfg->ifnames[cfg->nifaces++], argv[optind]);
+	}
+	if (!cfg->nifaces || !cfg->app || !cfg->nstores || !cfg->switch_id) {
+		pr_warn("rp-load: needs IFACE..., --app, --store and --switch-id (see --help)\n");
+		return -EINVAL;
+	}
+	if (cfg->app == RP_APP_NAT && (!have_int || !have_ext)) {
+		pr_warn("rp-load: --app nat needs --nat-int and --nat-ext\n");
+		return -EINVAL;
+	}
+	if ((cfg->nat_port_hi - cfg->nat_port_lo + 1u) / cfg->nat_switches < 1) {
+		pr_warn("rp-load: --nat-ports leaves no port per switch for --nat-switches %u\n",
+			cfg->nat_switches);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The address and interface this host reaches the first store from. */
+static int find_source(struct rp_agent *a)
+{
+	struct sockaddr_in src;
+	socklen_t len = sizeof(src);
+	struct ifaddrs *ifs, *i;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a->cfg.stores[0], sizeof(a->cfg.stores[0])) ||
+	    getsockname(fd, (struct sockaddr *)&src, &len)) {
+		err = -errno;
+		pr_warn("rp-load: no route to the store: %s\n", strerror(-err));
+		close(fd);
+		return err;
+	}
+	close(fd);
+	a->src_addr = src.sin_addr;
+	if (getifaddrs(&ifs))
+		return -errno;
+	for (i = ifs; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == src.sin_addr.s_addr)
+			snprintf(a->store_ifname, sizeof(a->store_ifname), "%s", i->ifa_name);
+	freeifaddrs(ifs);
+	if (!a->store_ifname[0]) {
+		pr_warn("rp-load: no interface holds %s\n", inet_ntoa(src.sin_addr));
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static int open_socket(struct rp_agent *a)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr = a->src_addr,
+				   .sin_port = htons(a->cfg.port) };
+	socklen_t len = sizeof(sin);
+	int err;
+
+	a->sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (a->sock < 0)
+		return -errno;
+	if (bind(a->sock, (struct sockaddr *)&sin, sizeof(sin)) ||
+	    getsockname(a->sock, (struct sockaddr *)&sin, &len)) {
+		err = -errno;
+		pr_warn("rp-load: Couldn't bind %s:%u: %s\n", inet_ntoa(a->src_addr), a->cfg.port,
+			strerror(-err));
+		return err;
+	}
+	a->src_port = ntohs(sin.sin_port);
+	return 0;
+}
+
+static int ensure_bpffs(void)
+{
+	struct statfs st;
+
+	if (statfs("/sys/fs/bpf", &st) == 0 && st.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
+		int err = -errno;
+
+		pr_warn("rp-load: Couldn't mount bpffs on /sys/fs/bpf: %s\n", strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+/* Serializes loaders: held while attaching or detaching (xdp-tools does the same). */
+static int lock_pins(struct rp_agent *a)
+{
+	if (mkdir(RP_PIN_ROOT, 0700) && errno != EEXIST)
+		return -errno;
+	a->lock_fd = open(RP_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (a->lock_fd < 0)
+		return -errno;
+	if (flock(a->lock_fd, LOCK_EX)) {
+		int err = -errno;
+
+		close(a->lock_fd);
+		a->lock_fd = -1;
+		return err;
+	}
+	return 0;
+}
+
+static void unlock_pins(struct rp_agent *a)
+{
+	if (a->lock_fd >= 0) {
+		flock(a->lock_fd, LOCK_UN);
+		close(a->lock_fd);
+	}
+	a->lock_fd = -1;
+}
+
+static int set_progs(struct rp_agent *a)
+{
+	struct {
+		int slot;
+		struct bpf_program *prog;
+	} table[] = {
+		{ RP_PROG_ROOT, a->skel->progs.rp_root },
+		{ RP_APP_NAT, a->skel->progs.rp_app_nat },
+		{ RP_PROG_EMIT, a->skel->progs.rp_emit },
+		{ RP_PROG_STORE_RX, a->skel->progs.rp_store_rx },
+	};
+	int map = bpf_map__fd(a->skel->maps.progs);
+
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		int fd = bpf_program__fd(table[i].prog);
+
+		if (bpf_map_update_elem(map, &table[i].slot, &fd, 0))
+			return -errno;
+	}
+	return 0;
+}
+
+static int load(struct rp_agent *a)
+{
+	const struct rp_load_cfg *c = &a->cfg;
+	uint32_t per = (c->nat_port_hi - c->nat_port_lo + 1u) / c->nat_switches;
+	int err;
+
+	a->skel = redplane__open();
+	if (!a->skel) {
+		err = -errno;
+		pr_warn("rp-load: Couldn't open the BPF object: %s\n", strerror(-err));
+		return err;
+	}
+	a->skel->rodata->cfg_switch_id = c->switch_id;
+	a->skel->rodata->cfg_app = c->app;
+	a->skel->rodata->cfg_src_addr = a->src_addr.s_addr;
+	a->skel->rodata->cfg_src_port = htons(a->src_port);
+	a->skel->rodata->cfg_nstores = c->nstores;
+	for (unsigned int i = 0; i < c->nstores; i++) {
+		a->skel->rodata->cfg_stores[i].addr = c->stores[i].sin_addr.s_addr;
+		a->skel->rodata->cfg_stores[i].port = c->stores[i].sin_port;
+	}
+	a->skel->rodata->cfg_nat_int_net = c->nat_int_net.s_addr;
+	a->skel->rodata->cfg_nat_int_mask = c->nat_int_mask.s_addr;
+	a->skel->rodata->cfg_nat_ext_addr = c->nat_ext.s_addr;
+	/* ports partitioned by switch id: two switches never hand out the same */
+	a->skel->rodata->cfg_nat_port_base =
+		(uint16_t)(c->nat_port_lo + ((c->switch_id - 1u) % c->nat_switches) * per);
+	a->skel->rodata->cfg_nat_port_span = (uint16_t)per;
+	bpf_map__set_max_entries(a->skel->maps.flows, c->max_flows);
+
+	err = redplane__load(a->skel);
+	if (err) {
+		pr_warn("rp-load: Couldn't load the BPF programs: %s (run with -v for the verifier log)\n",
+			strerror(-err));
+		return err;
+	}
+	err = set_progs(a);
+	if (err)
+		pr_warn("rp-load: Couldn't fill the program array: %s\n", strerror(-err));
+	return err;
+}
+
+static int attach(struct rp_agent *a)
+{
+	int fd = bpf_program__fd(a->skel->progs.rp_root);
+
+	for (a->attached = 0; a->attached < a->cfg.nifaces; a->attached++) {
+		unsigned int i = a->attached;
+		int err = bpf_xdp_attach(a->ifindex[i], fd,
+					 XDP_FLAGS_DRV_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+
+		if (err) {
+			pr_warn("rp-load: Couldn't attach XDP program on '%s': %s\n",
+				a->cfg.ifnames[i],
+				err == -EBUSY || err == -EEXIST ?
+					"another XDP program is attached" : strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void detach(struct rp_agent *a)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, opts,
+		    .old_prog_fd = bpf_program__fd(a->skel->progs.rp_root));
+
+	/* only our program: XDP_FLAGS_REPLACE fails if another took its place */
+	while (a->attached) {
+		unsigned int i = --a->attached;
+
+		if (bpf_xdp_attach(a->ifindex[i], -1, XDP_FLAGS_DRV_MODE | XDP_FLAGS_REPLACE, &opts))
+			pr_warn("rp-load: Couldn't detach from '%s': %s\n", a->cfg.ifnames[i],
+				strerror(errno));
+	}
+}
+
+static const char *const pinned_maps[] = { "flows", "sessions", "stats", "agent_stats" };
+
+static struct bpf_map *map_by_name(struct rp_agent *a, const char *name)
+{
+	return bpf_object__find_map_by_name(a->skel->obj, name);
+}
+
+static void unpin_iface(struct rp_agent *a, unsigned int i)
+{
+	char path[PATH_MAX];
+
+	for (size_t m = 0; m < sizeof(pinned_maps) / sizeof(pinned_maps[0]); m++) {
+		snprintf(path, sizeof(path), "%s/%s/%s", RP_PIN_ROOT, a->cfg.ifnames[i],
+			 pinned_maps[m]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/%s", RP_PIN_ROOT, a->cfg.ifnames[i]);
+	rmdir(path);
+}
+
+static int pin(struct rp_agent *a)
+{
+	char path[PATH_MAX];
+
+	for (a->pinned = 0; a->pinned < a->cfg.nifaces; a->pinned++) {
+		unsigned int i = a->pinned;
+
+		snprintf(path, sizeof(path), "%s/%s", RP_PIN_ROOT, a->cfg.ifnames[i]);
+		if (mkdir(path, 0700)) {
+			int err = -errno;
+
+			pr_warn("rp-load: Couldn't create '%s': %s%s\n", path, strerror(-err),
+				err == -EEXIST ? " (another rp-load owns this interface, or a dead "
+						 "one left it: remove it if none runs)" : "");
+			return err;
+		}
+		for (size_t m = 0; m < sizeof(pinned_maps) / sizeof(pinned_maps[0]); m++) {
+			int err;
+
+			snprintf(path, sizeof(path), "%s/%s/%s", RP_PIN_ROOT, a->cfg.ifnames[i],
+				 pinned_maps[m]);
+			err = bpf_obj_pin(bpf_map__fd(map_by_name(a, pinned_maps[m])), path);
+			if (err) {
+				pr_warn("rp-load: Couldn't pin '%s': %s\n", path, strerror(errno));
+				a->pinned++;	/* so that this one is unpinned too */
+				return -errno;
+			}
+		}
+	}
+	return 0;
+}
+
+static void unpin(struct rp_agent *a)
+{
+	while (a->pinned)
+		unpin_iface(a, --a->pinned);
+}
+
+void rp_agent_publish(struct rp_agent *a)
+{
+	int fd = bpf_map__fd(a->skel->maps.agent_stats);
+
+	a->stats[RP_AG_rtt_us] = (uint64_t)a->srtt_us;
+	for (uint32_t i = 0; i < __RP_AG_STAT_MAX; i++)
+		bpf_map_update_elem(fd, &i, &a->stats[i], 0);
+}
+
+static int run(struct rp_agent *a)
+{
+	struct epoll_event ev, events[4];
+	uint64_t next_publish = 0;
+	sigset_t sigs;
+	int ep, sfd, err = 0;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (sfd < 0 || ep < 0)
+		return -errno;
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.fd = sfd };
+	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.fd = a->sock };
+	epoll_ctl(ep, EPOLL_CTL_ADD, a->sock, &ev);
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.fd = rp_rtx_epoll_fd(a) };
+	epoll_ctl(ep, EPOLL_CTL_ADD, rp_rtx_epoll_fd(a), &ev);
+
+	for (;;) {
+		uint64_t now = rp_mono_ns();
+		int timeout_ms, n;
+
+		rp_hb_tick(a, now);
+		rp_rtx_poll(a, now);
+		if (now >= next_publish) {
+			rp_agent_publish(a);
+			next_publish = now + 100000000ull;
+		}
+		/* 1 ms while copies wait on their RTO, else until the next heartbeat */
+		if (a->nslots_used)
+			timeout_ms = 1;
+		else
+			timeout_ms = a->next_hb_ns > now ? (int)((a->next_hb_ns - now) / 1000000) + 1 : 0;
+		n = epoll_wait(ep, events, 4, timeout_ms);
+		if (n < 0 && errno != EINTR) {
+			err = -errno;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (events[i].data.fd == sfd)
+				goto out;
+			if (events[i].data.fd == a->sock)
+				rp_hb_receive(a, rp_mono_ns());
+		}
+	}
+out:
+	close(ep);
+	close(sfd);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	static struct rp_agent agent = { .lock_fd = -1, .sock = -1 };
+	struct rp_agent *a = &agent;
+	const char *status = NULL;
+	int err;
+
+	err = parse_args(argc, argv, &a->cfg, &status);
+	if (err < 0)
+		return 2;
+	if (status)
+		return rp_status(status);
+	if (err)
+		return 0;
+	verbose = a->cfg.verbose;
+	if (verbose)
+		rp_log_set_level(RP_LOG_DEBUG);
+	libbpf_set_print(libbpf_print);
+
+	if (geteuid() != 0) {
+		pr_warn("rp-load: must run as root: it loads XDP programs and pins maps\n");
+		return 1;
+	}
+	for (unsigned int i = 0; i < a->cfg.nifaces; i++) {
+		a->ifindex[i] = (int)if_nametoindex(a->cfg.ifnames[i]);
+		if (!a->ifindex[i]) {
+			pr_warn("rp-load: no interface '%s'\n", a->cfg.ifnames[i]);
+			return 1;
+		}
+	}
+	err = find_source(a);
+	if (!err)
+		err = open_socket(a);
+	if (!err)
+		err = ensure_bpffs();
+	if (err)
+		goto cleanup;
+	err = lock_pins(a);
+	if (err) {
+		pr_warn("rp-load: Couldn't lock %s: %s\n", RP_PIN_ROOT, strerror(-err));
+		goto cleanup;
+	}
+	err = load(a);
+	if (!err)
+		err = pin(a);
+	if (!err)
+		err = attach(a);
+	unlock_pins(a);
+	if (err)
+		goto cleanup;
+	err = rp_rtx_init(a);
+	if (!err)
+		err = rp_hb_init(a);
+	if (err)
+		goto cleanup;
+
+	printf("rp-load: switch %u on", a->cfg.switch_id);
+	for (unsigned int i = 0; i < a->cfg.nifaces; i++)
+		printf(" %s", a->cfg.ifnames[i]);
+	printf(", protocol endpoint %s:%u on %s\n", inet_ntoa(a->src_addr), a->src_port,
+	       a->store_ifname);
+	fflush(stdout);
+
+	err = run(a);
+
+cleanup:
+	if (a->skel) {
+		lock_pins(a);
+		detach(a);
+		unpin(a);
+		unlock_pins(a);
+	}
+	rp_rtx_free(a);
+	if (a->skel)
+		redplane__destroy(a->skel);
+	if (a->sock >= 0)
+		close(a->sock);
+	if (a->stats[RP_AG_heartbeats_sent])
+		fprintf(stderr,
+			"rp-load: detached; heartbeats %llu/%llu acked, writes %llu tracked, %llu acked, "
+			"%llu retransmitted, %llu given up\n",
+			(unsigned long long)a->stats[RP_AG_heartbeat_acks],
+			(unsigned long long)a->stats[RP_AG_heartbeats_sent],
+			(unsigned long long)a->stats[RP_AG_writes_tracked],
+			(unsigned long long)a->stats[RP_AG_writes_acked],
+			(unsigned long long)a->stats[RP_AG_retransmits],
+			(unsigned long long)a->stats[RP_AG_gave_up]);
+	return err ? 1 : 0;
+}

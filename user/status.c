@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* `rp-load --status IFACE`: what a running rp-load's data plane is doing. */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "redplane/log.h"
+
+static const char *const dp_names[] = {
+#define X(name) #name,
+	RP_DP_STATS(X)
+#undef X
+};
+
+static const char *const agent_names[] = {
+#define X(name) #name,
+	RP_AGENT_STATS(X)
+#undef X
+};
+
+static int open_pin(const char *ifname, const char *map)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", RP_PIN_ROOT, ifname, map);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		pr_warn("rp-load: Couldn't open '%s': %s (is rp-load running on '%s'?)\n", path,
+			strerror(errno), ifname);
+	return fd;
+}
+
+int rp_status(const char *ifname)
+{
+	int stats = open_pin(ifname, "stats"), agent = open_pin(ifname, "agent_stats");
+	int flows = open_pin(ifname, "flows"), sessions = open_pin(ifname, "sessions");
+	int ncpu = libbpf_num_possible_cpus(), err = 1;
+	struct rp_dp_session sess[RP_MAX_STORES] = { 0 };
+	struct rp_flow_key key, next, *prev = NULL;
+	unsigned long long nflows = 0, held = 0, closing = 0;
+	uint64_t now = rp_mono_ns();
+	uint64_t *vals = NULL;
+
+	if (stats < 0 || agent < 0 || flows < 0 || sessions < 0 || ncpu <= 0)
+		goto out;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		goto out;
+
+	printf("redplane on %s\n\nsessions:\n", ifname);
+	for (uint32_t i = 0; i < RP_MAX_STORES; i++) {
+		if (bpf_map_lookup_elem(sessions, &i, &sess[i]) || !sess[i].epoch)
+			continue;
+		if (now < sess[i].expiry_ns)
+			printf("  store %u: epoch %u, live for %llu ms more\n", i, sess[i].epoch,
+			       (unsigned long long)((sess[i].expiry_ns - now) / 1000000));
+		else
+			printf("  store %u: epoch %u, LAPSED\n", i, sess[i].epoch);
+	}
+
+	while (bpf_map_get_next_key(flows, prev, &next) == 0) {
+		struct rp_dp_flow f;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(flows, &key, &f))
+			continue;
+		nflows++;
+		if (f.store < RP_MAX_STORES && f.epoch && f.epoch == sess[f.store].epoch &&
+		    now < sess[f.store].expiry_ns)
+			held++;
+		if (f.state_len >= sizeof(struct rp_nat_state) &&
+		    ((struct rp_nat_state *)f.state)->closing)
+			closing++;
+	}
+	printf("\nflows: %llu, leases held: %llu, closing: %llu\n", nflows, held, closing);
+
+	printf("\ndata plane (all CPUs):\n");
+	for (uint32_t i = 0; i < __RP_DP_STAT_MAX; i++) {
+		unsigned long long sum = 0;
+
+		if (bpf_map_lookup_elem(stats, &i, vals))
+			continue;
+		for (int c = 0; c < ncpu; c++)
+			sum += vals[c];
+		printf("  %-22s %llu\n", dp_names[i], sum);
+	}
+	printf("\nagent:\n");
+	for (uint32_t i = 0; i < __RP_AG_STAT_MAX; i++) {
+		uint64_t v = 0;
+
+		bpf_map_lookup_elem(agent, &i, &v);
+		printf("  %-22s %llu\n", agent_names[i], (unsigned long long)v);
+	}
+	err = 0;
+out:
+	free(vals);
+	for (int *fd = (int[]){ stats, agent, flows, sessions }, n = 0; n < 4; n++)
+		if (fd[n] >= 0)
+			close(fd[n]);
+	return err;
+}
