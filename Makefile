@@ -60,7 +60,7 @@ deps:
 ## test: install what is missing, build, run every selftest
 test: deps
 	$(Q)$(MAKE) -s --no-print-directory all
-	$(Q)RP_STORE=$(RP_STORE) $(SELFTESTS) $(TEST_FLAGS)
+	$(Q)RP_STORE=$(RP_STORE) RP_LOAD=$(RP_LOAD) $(SELFTESTS) $(TEST_FLAGS)
 
 ## bench: rp-store throughput against a bare echo ceiling, memory per flow
 bench: deps
@@ -87,6 +87,11 @@ $(OUTPUT)/bpf/redplane_norepl.bpf.o: bpf/redplane.bpf.c $(BPF_HDRS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -DRP_NO_REPLICATION -c $< -o $@
 
+$(OUTPUT)/bpf/test_link.bpf.o: selftests/progs/test_link.bpf.c
+	$(call msg,CLANG-BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
 # skeletons are rewritten only when they change
 $(OUTPUT)/include/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
@@ -94,7 +99,8 @@ $(OUTPUT)/include/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@.tmp
 	$(Q)cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 
-SKELS := $(OUTPUT)/include/redplane.skel.h $(OUTPUT)/include/redplane_norepl.skel.h
+SKELS := $(OUTPUT)/include/redplane.skel.h $(OUTPUT)/include/redplane_norepl.skel.h \
+	 $(OUTPUT)/include/test_link.skel.h
 
 $(OUTPUT)/%.o: %.c
 	$(call msg,CC,$@)

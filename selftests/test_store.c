@@ -255,8 +255,9 @@ static void wait_keeping_session(struct rp_test_switch *sw, uint8_t type,
 	cr_assert_fail("no %s in 2 s", rp_msg_type_name(type));
 }
 
-Test(store, takeover_after_the_owner_lapses_returns_the_last_committed_state,
-     .init = start_short_lease)
+TestSuite(store_lapse, .init = start_short_lease, .fini = stop, .timeout = 60);
+
+Test(store_lapse, takeover_after_the_owner_lapses_returns_the_last_committed_state)
 {
 	struct tagged_pkt pkt = tag(2, 1);
 	struct rp_msg_view v;
@@ -294,7 +295,7 @@ Test(store, takeover_after_the_owner_lapses_returns_the_last_committed_state,
 	rp_test_expect(&sw2, RP_MSG_ACK, &v, 2000);
 }
 
-Test(store, takeover_of_a_lapsed_owner_is_immediate, .init = start_short_lease)
+Test(store_lapse, takeover_of_a_lapsed_owner_is_immediate)
 {
 	struct rp_msg_view v;
 
@@ -434,7 +435,9 @@ static void start_sharded(void)
 	start(args);
 }
 
-Test(store, two_shards_serve_every_flow_on_its_own_shard, .init = start_sharded)
+TestSuite(store_sharded, .init = start_sharded, .fini = stop, .timeout = 60);
+
+Test(store_sharded, two_shards_serve_every_flow_on_its_own_shard)
 {
 	enum { FLOWS = 2000 };
 	struct rp_msg_view v;

@@ -3,7 +3,8 @@
  * Attached to the far ends of the test topology's veth links: passes every
  * frame (a veth delivers XDP_REDIRECTed frames only to a peer with an XDP
  * program), and drops the first `drop_budget` UDP datagrams to `drop_port`,
- * which is how the tests inject loss (netem is not built in).
+ * (only messages of type `drop_type` when it is set), which is how the
+ * tests inject loss (netem is not built in).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -16,6 +17,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 __u16 drop_port;	/* host order; 0: drop nothing */
+__u8 drop_type;		/* a redplane message type; 0: any datagram to drop_port */
 __u32 drop_budget;
 __u32 dropped;
 __u32 passed_to_port;
@@ -32,6 +34,12 @@ int test_link(struct xdp_md *ctx)
 	    ip->protocol != IPPROTO_UDP || ip->ihl != 5 || !drop_port ||
 	    udp->dest != bpf_htons(drop_port))
 		return XDP_PASS;
+	if (drop_type) {
+		__u8 *type = (void *)(udp + 1) + 1;	/* struct rp_hdr's type */
+
+		if ((void *)(type + 1) > end || *type != drop_type)
+			return XDP_PASS;
+	}
 	if (drop_budget) {
 		__sync_fetch_and_sub(&drop_budget, 1);
 		__sync_fetch_and_add(&dropped, 1);
