@@ -42,6 +42,7 @@ LOAD_OBJS := $(LOAD_SRCS:%.c=$(OUTPUT)/%.o)
 
 RP_STORE := $(OUTPUT)/rp-store
 RP_LOAD := $(OUTPUT)/rp-load
+XDP_BENCH := $(OUTPUT)/xdp-bench
 RP_BENCH := $(OUTPUT)/rp-bench
 RP_ECHO := $(OUTPUT)/rp-echo
 SELFTESTS := $(OUTPUT)/selftests/rp-selftests
@@ -51,7 +52,7 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 .PHONY: all test bench help clean deps
 
 ## all: build rp-store, the benchmark tools and the selftests
-all: $(RP_STORE) $(RP_LOAD) $(RP_BENCH) $(RP_ECHO) $(SELFTESTS)
+all: $(RP_STORE) $(RP_LOAD) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(SELFTESTS)
 
 ## deps: install build and test dependencies (Debian packages; needs root)
 deps:
@@ -120,6 +121,12 @@ $(RP_LOAD): $(LOAD_OBJS) $(LIBREDPLANE)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
 
 $(LOAD_OBJS): $(SKELS)
+
+$(XDP_BENCH): $(OUTPUT)/bench/xdp-bench.o $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
+
+$(OUTPUT)/bench/xdp-bench.o: $(SKELS)
 
 $(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)

@@ -36,6 +36,15 @@ int rp_root(struct xdp_md *ctx)
 	struct udphdr *udp;
 	int proto, vlan;
 
+	if (cfg_bench_reset) {
+		__u64 *w = data;
+
+		if (data + RP_BENCH_FRAME > c.end)
+			return XDP_DROP;
+#pragma unroll
+		for (int i = 0; i < RP_BENCH_FRAME / 8; i++)
+			w[i] = cfg_bench_frame[i];
+	}
 	rp_stat(RP_DP_rx_packets);
 	proto = rp_parse_eth(&c, &eth, &vlan);
 	if (proto < 0) {

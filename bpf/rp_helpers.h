@@ -99,10 +99,14 @@ static __always_inline struct rp_dp_session *rp_session(__u16 store)
 	return bpf_map_lookup_elem(&sessions, &idx);
 }
 
-/* The session is live: one read of its expiry (DESIGN.md's safety rule). */
+/*
+ * The session is live: one read of its expiry (DESIGN.md's safety rule).
+ * The coarse clock costs a fraction of bpf_ktime_get_ns(); it lags by up to
+ * one tick, which rp-load takes off the expiry it writes.
+ */
 static __always_inline bool rp_session_live(const struct rp_dp_session *s)
 {
-	return s && s->epoch && bpf_ktime_get_ns() < s->expiry_ns;
+	return s && s->epoch && bpf_ktime_get_coarse_ns() < s->expiry_ns;
 }
 
 /* This switch holds the flow's lease now. */
@@ -113,7 +117,7 @@ static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
 	if (!f || !f->epoch)
 		return false;
 	s = rp_session(f->store);
-	return s && f->epoch == s->epoch && bpf_ktime_get_ns() < s->expiry_ns;
+	return s && f->epoch == s->epoch && bpf_ktime_get_coarse_ns() < s->expiry_ns;
 }
 
 static __always_inline void rp_ip_decrease_ttl(struct iphdr *ip)

@@ -16,6 +16,15 @@ const volatile __be16 cfg_src_port;	/* rp-load's UDP port: requests leave from i
 const volatile __u32 cfg_nstores = 1;
 const volatile struct rp_dp_store cfg_stores[RP_MAX_STORES];
 
+/*
+ * Benchmarks only (xdp-bench): bpf_prog_test_run_opts runs every repeat on
+ * the frame the previous one rewrote, so the root program first restores
+ * these 64 bytes.  Zero in production, where the verifier prunes the copy.
+ */
+#define RP_BENCH_FRAME	64
+const volatile __u8 cfg_bench_reset;
+const volatile __u64 cfg_bench_frame[RP_BENCH_FRAME / 8];
+
 /* Per-flow state, ownership and sequence numbers; sized by --max-flows. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -83,6 +83,7 @@ struct rp_agent {
 	struct rp_store_sess sess[RP_MAX_STORES];
 	uint32_t nonce;
 	uint64_t next_hb_ns;
+	uint64_t coarse_tick_ns;	/* resolution of the data plane's clock */
 	/* round trip, for the adaptive RTO (RFC 6298) */
 	double srtt_us, rttvar_us;
 	/* retransmit ring */

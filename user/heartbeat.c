@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "agent.h"
 #include "redplane/codec.h"
@@ -20,10 +21,13 @@
 
 #define NS_PER_MS	1000000ull
 
-/* 5% of the lease for the two clocks' rates, and 1 ms more. */
-static uint64_t guard_ns(uint32_t lease_ms)
+/*
+ * 5% of the lease for the two clocks' rates, 1 ms more, and one tick of the
+ * coarse clock the data plane reads (it lags CLOCK_MONOTONIC by up to one).
+ */
+static uint64_t guard_ns(const struct rp_agent *a, uint32_t lease_ms)
 {
-	return (uint64_t)lease_ms * NS_PER_MS / 20 + NS_PER_MS;
+	return (uint64_t)lease_ms * NS_PER_MS / 20 + NS_PER_MS + a->coarse_tick_ns;
 }
 
 static uint32_t lease_ms_of(const struct rp_agent *a, const struct rp_store_sess *s)
@@ -35,7 +39,12 @@ static uint32_t lease_ms_of(const struct rp_agent *a, const struct rp_store_sess
 
 int rp_hb_init(struct rp_agent *a)
 {
+	struct timespec res;
+
 	a->next_hb_ns = 0;
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res))
+		return -errno;
+	a->coarse_tick_ns = (uint64_t)res.tv_sec * 1000000000ull + (uint64_t)res.tv_nsec;
 	return 0;
 }
 
@@ -115,7 +124,7 @@ static void on_ack(struct rp_agent *a, unsigned int i, const struct rp_msg_view 
 	a->stats[RP_AG_heartbeat_acks]++;
 	rtt_sample(a, (double)(now - h->sent_ns) / 1000.0);
 	s->lease_ms = v->lease_ms;
-	expiry = h->sent_ns + (uint64_t)lease_ms_of(a, s) * NS_PER_MS - guard_ns(lease_ms_of(a, s));
+	expiry = h->sent_ns + (uint64_t)lease_ms_of(a, s) * NS_PER_MS - guard_ns(a, lease_ms_of(a, s));
 	h->sent_ns = 0;
 	if (v->epoch != s->epoch) {
 		if (s->epoch)
