@@ -43,6 +43,7 @@ LOAD_OBJS := $(LOAD_SRCS:%.c=$(OUTPUT)/%.o)
 RP_STORE := $(OUTPUT)/rp-store
 RP_LOAD := $(OUTPUT)/rp-load
 XDP_BENCH := $(OUTPUT)/xdp-bench
+TCP_PROBE := $(OUTPUT)/tcp-probe
 RP_BENCH := $(OUTPUT)/rp-bench
 RP_ECHO := $(OUTPUT)/rp-echo
 SELFTESTS := $(OUTPUT)/selftests/rp-selftests
@@ -52,7 +53,8 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 .PHONY: all test bench help clean deps
 
 ## all: build rp-store, the benchmark tools and the selftests
-all: $(RP_STORE) $(RP_LOAD) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(SELFTESTS)
+all: $(RP_STORE) $(RP_LOAD) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(TCP_PROBE) $(SELFTESTS) \
+     $(OUTPUT)/bpf/test_link.bpf.o
 
 ## deps: install build and test dependencies (Debian packages; needs root)
 deps:
@@ -63,10 +65,13 @@ test: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)RP_STORE=$(RP_STORE) RP_LOAD=$(RP_LOAD) $(SELFTESTS) $(TEST_FLAGS)
 
-## bench: rp-store throughput against a bare echo ceiling, memory per flow
+## bench: rp-store against an echo ceiling; the NAT's cost per packet with and
+##        without replication; TCP through a switch in namespaces (root)
 bench: deps
-	$(Q)$(MAKE) -s --no-print-directory $(RP_STORE) $(RP_BENCH) $(RP_ECHO)
+	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)OUTPUT=$(OUTPUT) bench/store-bench.sh
+	$(Q)$(XDP_BENCH)
+	$(Q)OUTPUT=$(OUTPUT) bench/nat-bench.sh
 
 ## help: this list (V=1 shows full commands; OUTPUT=dir moves the build)
 help:
@@ -127,6 +132,10 @@ $(XDP_BENCH): $(OUTPUT)/bench/xdp-bench.o $(LIBREDPLANE)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
 
 $(OUTPUT)/bench/xdp-bench.o: $(SKELS)
+
+$(TCP_PROBE): $(OUTPUT)/bench/tcp-probe.o $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)

@@ -144,7 +144,9 @@ enum rp_dp_stat {
 	X(gave_up)		/* copies dropped after the last try */	\
 	X(ring_full)		/* copies not taken: the ring was full */ \
 	X(outstanding)		/* copies in the ring now (a gauge) */	\
-	X(rtt_us)		/* smoothed store round trip (a gauge) */
+	X(rtt_us)		/* smoothed store round trip (a gauge) */ \
+	X(copy_delay_us)	/* mean wait of a write copy for rp-load: what a \
+				   first send through the agent would add */
 
 enum rp_agent_stat {
 #define X(name) RP_AG_##name,
