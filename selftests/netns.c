@@ -231,10 +231,10 @@ static bool wait_log(const char *log, const char *what)
 	return false;
 }
 
-void rp_topo_start_store(struct rp_topo *t)
+void rp_topo_start_store(struct rp_topo *t, const char *lease_ms)
 {
 	const char *argv[] = { rp_test_store_bin(), "--listen", "192.0.2.10:4791", "--lease-ms",
-			       "1000", NULL };
+			       lease_ms, NULL };
 
 	t->store_pid = rp_topo_spawn(t, RP_STORE, argv, t->store_log);
 	cr_assert(wait_log(t->store_log, "listening on"), "rp-store did not start");

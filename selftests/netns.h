@@ -46,7 +46,7 @@ pid_t rp_topo_spawn(struct rp_topo *t, enum rp_host h, const char *const *argv,
 		    const char *log);
 
 /* rp-store on the store host, rp-load on the switch (extra args appended). */
-void rp_topo_start_store(struct rp_topo *t);
+void rp_topo_start_store(struct rp_topo *t, const char *lease_ms);
 void rp_topo_start_load(struct rp_topo *t, const char *const *extra);
 /* SIGTERM and reap; returns the exit status, -1 if it had to be killed. */
 int rp_topo_stop(pid_t *pid);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,7 +26,7 @@ static struct rp_topo topo;
 static void up(void)
 {
 	rp_topo_up(&topo);
-	rp_topo_start_store(&topo);
+	rp_topo_start_store(&topo, "1000");
 }
 
 static void down(void)
@@ -213,4 +214,42 @@ Test(load, clear_errors_and_a_failed_attach_rolls_back)
 	cr_assert(rp_topo_xdp_attached(&topo, topo.if_ext), "the other program stays");
 	snprintf(path, sizeof(path), "%s/%s", RP_PIN_ROOT, topo.if_int);
 	cr_assert_neq(stat(path, &st), 0, "no pins left behind");
+}
+
+static void up_short_lease(void)
+{
+	rp_topo_up(&topo);
+	rp_topo_start_store(&topo, "300");
+}
+
+TestSuite(load_lapse, .init = up_short_lease, .fini = down, .timeout = 60);
+
+Test(load_lapse, a_lapsed_session_stops_the_flows_until_they_are_leased_again)
+{
+	const char *args[] = { "--lease-ms", "300", NULL };
+	struct conn c;
+	char buf[16];
+
+	rp_topo_start_load(&topo, args);
+	c = tcp_connect();
+	echo_check(&c);
+
+	/* the store stops answering: the switch's session runs out */
+	kill(topo.store_pid, SIGSTOP);
+	rp_test_sleep_ms(500);
+	cr_assert_geq(rp_topo_agent_stat(&topo, "session_lapsed"), 1);
+	cr_assert_eq(send(c.client, "late", 4, 0), 4);
+	cr_assert_eq(wait_readable(c.server, 300), 0,
+		     "a switch without a live session forwarded a packet");
+
+	/* the store is back: a new epoch, the flows are leased again */
+	kill(topo.store_pid, SIGCONT);
+	cr_assert_gt(wait_readable(c.server, 10000), 0, "the connection did not recover");
+	cr_assert_eq(recv(c.server, buf, sizeof(buf), 0), 4);
+	cr_assert_arr_eq(buf, "late", 4);
+	echo_check(&c);
+	rp_test_sleep_ms(200);	/* rp-load publishes its counters every 100 ms */
+	cr_assert_eq(rp_topo_agent_stat(&topo, "session_new"), 2, "a second epoch");
+	close(c.client);
+	close(c.server);
 }

@@ -257,6 +257,34 @@ Test(xdp, fin_is_a_write_released_only_by_its_ack)
 	cr_assert_eq(fx_stat(RP_DP_write_req), 1);
 }
 
+Test(xdp, a_fin_sent_again_before_its_ack_writes_again)
+{
+	uint8_t fin[128];
+	struct rp_flow_key fwd;
+	struct rp_msg_view req;
+	struct rp_dp_flow f;
+	struct fx_out out;
+	size_t fin_len;
+
+	hold_mapping(IPPROTO_TCP, 40002, 20043);
+	fx_key(&fwd, IPPROTO_TCP, FX_CLIENT, 40002, FX_SERVER, 80);
+	fin_len = fx_tcp(fin, fx_mac_int, fx_mac_client, FX_CLIENT, 40002, FX_SERVER, 80,
+			 FX_FIN | FX_ACK, 0);
+	fx_run(fin, fin_len, fx.ifindex_int, &out);
+	fx_decode_request(&out, &req);
+	cr_assert_eq(req.seq, 1);
+
+	/* no ACK yet: the local state is ahead of the store, so TCP's
+	 * retransmission of the FIN must not leave on it */
+	fx_run(fin, fin_len, fx.ifindex_int, &out);
+	fx_decode_request(&out, &req);
+	cr_assert_eq(req.type, RP_MSG_WRITE);
+	cr_assert_eq(req.seq, 2);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.seq, 2);
+	cr_assert_eq(fx_stat(RP_DP_fast_path), 0);
+}
+
 Test(xdp, udp_checksums_including_zero)
 {
 	uint8_t pkt[256];
