@@ -52,7 +52,7 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 .DEFAULT_GOAL := all
 .PHONY: all test bench help clean deps
 
-## all: build rp-store, the benchmark tools and the selftests
+## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
 all: $(RP_STORE) $(RP_LOAD) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(TCP_PROBE) $(SELFTESTS) \
      $(OUTPUT)/bpf/test_link.bpf.o
 
