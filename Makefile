@@ -43,6 +43,8 @@ LOAD_OBJS := $(LOAD_SRCS:%.c=$(OUTPUT)/%.o)
 RP_STORE := $(OUTPUT)/rp-store
 RP_LOAD := $(OUTPUT)/rp-load
 XDP_BENCH := $(OUTPUT)/xdp-bench
+RP_DEMO := $(OUTPUT)/rp-demo
+TOPO_OBJS := $(OUTPUT)/user/topo.o $(OUTPUT)/user/stream.o
 TCP_PROBE := $(OUTPUT)/tcp-probe
 RP_BENCH := $(OUTPUT)/rp-bench
 RP_ECHO := $(OUTPUT)/rp-echo
@@ -50,15 +52,21 @@ SELFTESTS := $(OUTPUT)/selftests/rp-selftests
 LIBREDPLANE := $(OUTPUT)/libredplane.a
 
 .DEFAULT_GOAL := all
-.PHONY: all test bench help clean deps
+.PHONY: all test bench demo help clean deps
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
-all: $(RP_STORE) $(RP_LOAD) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(TCP_PROBE) $(SELFTESTS) \
-     $(OUTPUT)/bpf/test_link.bpf.o
+all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(TCP_PROBE) $(SELFTESTS) \
+     $(OUTPUT)/bpf/veth_peer.bpf.o
 
 ## deps: install build and test dependencies (Debian packages; needs root)
 deps:
 	$(Q)scripts/deps.sh
+
+## demo: (root) a TCP connection through a redplane NAT survives its switch's
+##       crash; DEMO_ARGS="--lease-ms MS --connections N --keep"
+demo: deps
+	$(Q)$(MAKE) -s --no-print-directory $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(OUTPUT)/bpf/veth_peer.bpf.o
+	$(Q)$(RP_DEMO) $(DEMO_ARGS)
 
 ## test: install what is missing, build, run every selftest
 test: deps
@@ -93,7 +101,7 @@ $(OUTPUT)/bpf/redplane_norepl.bpf.o: bpf/redplane.bpf.c $(BPF_HDRS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -DRP_NO_REPLICATION -c $< -o $@
 
-$(OUTPUT)/bpf/test_link.bpf.o: selftests/progs/test_link.bpf.c
+$(OUTPUT)/bpf/veth_peer.bpf.o: bpf/veth_peer.bpf.c
 	$(call msg,CLANG-BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -106,7 +114,7 @@ $(OUTPUT)/include/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(Q)cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 
 SKELS := $(OUTPUT)/include/redplane.skel.h $(OUTPUT)/include/redplane_norepl.skel.h \
-	 $(OUTPUT)/include/test_link.skel.h
+	 $(OUTPUT)/include/veth_peer.skel.h
 
 $(OUTPUT)/%.o: %.c
 	$(call msg,CC,$@)
@@ -126,6 +134,10 @@ $(RP_LOAD): $(LOAD_OBJS) $(LIBREDPLANE)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
 
 $(LOAD_OBJS): $(SKELS)
+
+$(RP_DEMO): $(OUTPUT)/user/rp-demo.o $(TOPO_OBJS) $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
 
 $(XDP_BENCH): $(OUTPUT)/bench/xdp-bench.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)

@@ -36,7 +36,7 @@ in_ns st sh -c "ip addr add 192.0.2.10/24 dev st0 && ip link set st0 up && ethto
 # veth delivers redirected frames only to a peer with an XDP program
 for x in "c c0" "srv v0" "st st0"; do
 	set -- $x
-	in_ns "$1" ip link set dev "$2" xdpdrv obj "$OUTPUT/bpf/test_link.bpf.o" sec xdp
+	in_ns "$1" ip link set dev "$2" xdpdrv obj "$OUTPUT/bpf/veth_peer.bpf.o" sec xdp
 done
 
 # started with ip netns exec directly (not a function), so that $! is the daemon

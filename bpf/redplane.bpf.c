@@ -228,10 +228,27 @@ int rp_emit(struct xdp_md *ctx)
 	return bpf_redirect(fib.ifindex, 0);
 }
 
-/* Strips a store message's outer headers: the echoed frame is left. */
+/*
+ * Strips a store message's outer headers: the echoed frame is left.  Its
+ * destination MAC becomes the outer one (this interface's own), so that a
+ * frame the fast path hands to the kernel (no neighbour entry yet) is taken
+ * as addressed to this host, not dropped as another host's.
+ */
 static __always_inline int rp_decap(struct xdp_md *ctx)
 {
-	return bpf_xdp_adjust_head(ctx, (int)RP_ENCAP_LEN);
+	__u8 mac[ETH_ALEN];
+	struct ethhdr *eth = (void *)(long)ctx->data;
+
+	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+		return -1;
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	if (bpf_xdp_adjust_head(ctx, (int)RP_ENCAP_LEN))
+		return -1;
+	eth = (void *)(long)ctx->data;
+	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+	return 0;
 }
 
 /* Forwards the frame a store echoed (already processed by the app). */
@@ -319,6 +336,8 @@ static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __
 	sc->flow.seq = bpf_ntohl(msg->hdr.seq);
 	sc->flow.acked = sc->flow.seq;
 	sc->flow.store = store;
+	sc->flow.since_ns = bpf_ktime_get_ns();
+	sc->flow.until_ns = 0;
 	/* GRANT took our proposal: the app's local flags about it stand */
 	sc->flow.flags = (msg->hdr.type == RP_MSG_GRANT && old) ? old->flags : 0;
 	if (bpf_map_update_elem(&flows, &key, &sc->flow, BPF_ANY)) {
@@ -373,6 +392,7 @@ static __always_inline bool rp_drop_lease(struct rp_msg *msg)
 	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch))
 		return false;
 	f->epoch = 0;	/* kept as a hint of the state: the next packet asks again */
+	f->until_ns = bpf_ktime_get_ns();
 	return true;
 }
 

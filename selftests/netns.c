@@ -21,7 +21,7 @@
 #include "netns.h"
 #include "redplane/dp.h"
 #include "rp_test.h"
-#include "test_link.skel.h"
+#include "veth_peer.skel.h"
 
 static const char *const host_names[__RP_HOSTS] = { "c", "sw", "srv", "st" };
 
@@ -86,10 +86,10 @@ static void attach_link(struct rp_topo *t, enum rp_host h, const char *ifname)
 {
 	int self = enter(t, h), ifindex = (int)if_nametoindex(ifname), err;
 
-	err = bpf_xdp_attach(ifindex, bpf_program__fd(t->link->progs.test_link),
+	err = bpf_xdp_attach(ifindex, bpf_program__fd(t->link->progs.veth_peer),
 			     XDP_FLAGS_DRV_MODE, NULL);
 	leave(self);
-	cr_assert_eq(err, 0, "attach test_link on %s: %s", ifname, strerror(-err));
+	cr_assert_eq(err, 0, "attach veth_peer on %s: %s", ifname, strerror(-err));
 }
 
 void rp_topo_up(struct rp_topo *t)
@@ -136,8 +136,8 @@ void rp_topo_up(struct rp_topo *t)
 	MUST(t, RP_STORE, "ip addr add 192.0.2.10/24 dev st0 && ip link set st0 up && "
 			  "ethtool -K st0 tx off >/dev/null");
 
-	t->link = test_link__open_and_load();
-	cr_assert_not_null(t->link, "load test_link.bpf.o");
+	t->link = veth_peer__open_and_load();
+	cr_assert_not_null(t->link, "load veth_peer.bpf.o");
 	attach_link(t, RP_CLIENT, "c0");
 	attach_link(t, RP_SERVER, "v0");
 	attach_link(t, RP_STORE, "st0");
@@ -178,7 +178,7 @@ void rp_topo_down(struct rp_topo *t)
 		sh(cmd);
 	}
 	if (t->link)
-		test_link__destroy(t->link);
+		veth_peer__destroy(t->link);
 	t->link = NULL;
 	if (t->dir[0]) {
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);

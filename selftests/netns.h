@@ -9,7 +9,7 @@
  *                         store 192.0.2.10:4791
  *
  * The switch NATs 10.1.0.0/24 to 203.0.113.1.  The far ends of the links run
- * test_link.bpf.c (a veth delivers redirected frames only to a peer with an
+ * veth_peer.bpf.c (a veth delivers redirected frames only to a peer with an
  * XDP program; it also injects loss toward the store).
  */
 #ifndef __RP_NETNS_H
@@ -21,12 +21,12 @@
 
 enum rp_host { RP_CLIENT, RP_SWITCH, RP_SERVER, RP_STORE, __RP_HOSTS };
 
-struct test_link;
+struct veth_peer;
 
 struct rp_topo {
 	char ns[__RP_HOSTS][32];
 	char if_int[IF_NAMESIZE], if_ext[IF_NAMESIZE], if_sto[IF_NAMESIZE];
-	struct test_link *link;	/* the loss injector's skeleton */
+	struct veth_peer *link;	/* the far ends' program: passes, injects loss */
 	pid_t store_pid, load_pid;
 	char dir[64];		/* logs */
 	char load_log[96], store_log[96];

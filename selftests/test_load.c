@@ -19,7 +19,7 @@
 #include "netns.h"
 #include "redplane/dp.h"
 #include "rp_test.h"
-#include "test_link.skel.h"
+#include "veth_peer.skel.h"
 
 static struct rp_topo topo;
 
@@ -206,7 +206,7 @@ Test(load, clear_errors_and_a_failed_attach_rolls_back)
 	cr_assert_not_null(strstr(out, "invalid store address '192.0.2.10'"), "%s", out);
 
 	/* another program on the second interface: the first is rolled back */
-	cr_assert_eq(rp_topo_sh(&topo, RP_SWITCH, "ip link set dev %s xdpdrv obj build/bpf/test_link.bpf.o sec xdp",
+	cr_assert_eq(rp_topo_sh(&topo, RP_SWITCH, "ip link set dev %s xdpdrv obj build/bpf/veth_peer.bpf.o sec xdp",
 				topo.if_ext), 0);
 	cr_assert_eq(run_load(busy, out, sizeof(out)), 1);
 	cr_assert_not_null(strstr(out, "another XDP program is attached"), "%s", out);

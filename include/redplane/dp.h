@@ -30,6 +30,13 @@ _Static_assert((int)__RP_APP_MAX <= (int)RP_PROG_EMIT, "app slots fit before the
 /* Value of the flows map; the key is a struct rp_flow_key. */
 struct rp_dp_flow {
 	__u8 state[RP_STATE_MAX];
+	/*
+	 * When the lease was installed, and when it was given up (revoked or
+	 * refused), by bpf_ktime_get_ns(): written on those rare paths only,
+	 * they show that two switches never held a flow at once.
+	 */
+	__u64 since_ns;
+	__u64 until_ns;
 	__u32 epoch;		/* session epoch of the lease; 0 = not held */
 	__u32 seq;		/* newest sequence number written */
 	__u32 acked;		/* newest sequence number the store acknowledged */

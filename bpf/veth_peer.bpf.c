@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Attached to the far ends of the test topology's veth links: passes every
- * frame (a veth delivers XDP_REDIRECTed frames only to a peer with an XDP
- * program), and drops the first `drop_budget` UDP datagrams to `drop_port`,
+ * For the far ends of the veth links of the demo, the benchmarks and the
+ * tests: passes every frame (a veth delivers XDP_REDIRECTed and XDP_TXed
+ * frames only to a peer with an XDP program, or with GRO, which was seen to
+ * hold them for tens of milliseconds), and drops the first `drop_budget` UDP datagrams to `drop_port`,
  * (only messages of type `drop_type` when it is set), which is how the
  * tests inject loss (netem is not built in).
  */
@@ -23,7 +24,7 @@ __u32 dropped;
 __u32 passed_to_port;
 
 SEC("xdp")
-int test_link(struct xdp_md *ctx)
+int veth_peer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;

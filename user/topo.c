@@ -1,0 +1,467 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "redplane/dp.h"
+#include "redplane/log.h"
+#include "topo.h"
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static int run(const char *cmd)
+{
+	int rc = system(cmd);
+
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int rp_topo_sh(const char *ns, const char *fmt, ...)
+{
+	char cmd[1536], full[1700];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	snprintf(full, sizeof(full), "ip netns exec %s sh -ec '%s'", ns, cmd);
+	return run(full);
+}
+
+static int enter_ns(const char *ns)
+{
+	char path[96];
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "/var/run/netns/%s", ns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (setns(fd, CLONE_NEWNET))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int rp_topo_socket(const char *ns, int domain, int type)
+{
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd = -1, err;
+
+	if (self < 0)
+		return -errno;
+	err = enter_ns(ns);
+	if (!err) {
+		fd = socket(domain, type | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			err = -errno;
+		setns(self, CLONE_NEWNET);
+	}
+	close(self);
+	return err ? err : fd;
+}
+
+pid_t rp_topo_spawn(const char *ns, const char *const *argv, const char *log)
+{
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	pid_t pid;
+
+	if (fd < 0)
+		return -errno;
+	pid = fork();
+	if (pid == 0) {
+		if (enter_ns(ns))
+			_exit(126);
+		/* it must not outlive its starter, whatever happens to it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fd);
+	return pid < 0 ? -errno : pid;
+}
+
+int rp_topo_stop(pid_t *pid, bool kill_it)
+{
+	int status, ret = -1;
+
+	if (*pid <= 0)
+		return -1;
+	kill(*pid, kill_it ? SIGKILL : SIGTERM);
+	for (int i = 0; i < 500; i++) {
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			ret = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			break;
+		}
+		sleep_ms(10);
+	}
+	if (ret < 0) {
+		kill(*pid, SIGKILL);
+		waitpid(*pid, NULL, 0);
+	}
+	*pid = 0;
+	return ret;
+}
+
+bool rp_topo_wait_log(const char *log, const char *what, int ms)
+{
+	for (int waited = 0; waited <= ms; waited += 10) {
+		char buf[16384];
+		FILE *f = fopen(log, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = '\0';
+		if (strstr(buf, what))
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
+static int far_end(struct rp_topo *t, const char *ns, const char *name, unsigned int n,
+		   const char *addr)
+{
+	return rp_topo_sh(ns, "ip addr add %s dev %s%u; ip link set %s%u up; "
+			      "ethtool -K %s%u tx off >/dev/null; "
+			      "ip link set dev %s%u xdpdrv obj %s/bpf/veth_peer.bpf.o sec xdp",
+			  addr, name, n, name, n, name, n, name, n, t->bin_dir);
+}
+
+/* One switch: three links, addresses, routes (switch i+1 uses 10.10.i+1.0/24 ...). */
+static int build_switch(struct rp_topo *t, unsigned int i)
+{
+	struct rp_topo_switch *s = &t->sw[i];
+	unsigned int n = i + 1, sto = 4 * i;
+	char c_addr[32], v_addr[32], st_addr[32];
+
+	if (rp_topo_sh(s->ns, "ip link set lo up; sysctl -qw net.ipv4.ip_forward=1 "
+			      "net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0") ||
+	    rp_topo_sh(s->ns, "ip link add %s type veth peer name c%u netns %s", s->if_int, n,
+		       t->ns_client) ||
+	    rp_topo_sh(s->ns, "ip link add %s type veth peer name v%u netns %s", s->if_ext, n,
+		       t->ns_server) ||
+	    rp_topo_sh(s->ns, "ip link add %s type veth peer name st%u netns %s", s->if_sto, n,
+		       t->ns_store))
+		return -EIO;
+	if (rp_topo_sh(s->ns,
+		       "ip addr add 10.10.%u.1/24 dev %s; ip addr add 10.20.%u.1/24 dev %s; "
+		       "ip addr add 192.0.2.%u/30 dev %s; "
+		       "for l in %s %s %s; do ip link set $l up; ethtool -K $l tx off >/dev/null; done; "
+		       "ip route add 10.1.0.0/24 via 10.10.%u.2; "
+		       "ip route add " RP_TOPO_SERVER "/32 via 10.20.%u.2; "
+		       "ip route add 192.0.2.10/32 via 192.0.2.%u",
+		       n, s->if_int, n, s->if_ext, sto + 1, s->if_sto, s->if_int, s->if_ext, s->if_sto,
+		       n, n, sto + 2))
+		return -EIO;
+	/*
+	 * The far ends: whole checksums (veth would hand XDP partial ones), and
+	 * an XDP program, without which a veth drops what XDP redirects to it.
+	 */
+	snprintf(c_addr, sizeof(c_addr), "10.10.%u.2/24", n);
+	snprintf(v_addr, sizeof(v_addr), "10.20.%u.2/24", n);
+	snprintf(st_addr, sizeof(st_addr), "192.0.2.%u/30", sto + 2);
+	if (far_end(t, t->ns_client, "c", n, c_addr) || far_end(t, t->ns_server, "v", n, v_addr) ||
+	    far_end(t, t->ns_store, "st", n, st_addr))
+		return -EIO;
+	return 0;
+}
+
+int rp_topo_create(struct rp_topo *t, const char *prefix, unsigned int nswitches,
+		   const char *bin_dir)
+{
+	const char *hosts[] = { t->ns_client, t->ns_server, t->ns_store };
+	int err = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (nswitches < 1 || nswitches > RP_TOPO_SWITCHES || strlen(prefix) > 9)
+		return -EINVAL;
+	snprintf(t->prefix, sizeof(t->prefix), "%s", prefix);
+	snprintf(t->bin_dir, sizeof(t->bin_dir), "%s", bin_dir);
+	t->nswitches = nswitches;
+	snprintf(t->ns_client, sizeof(t->ns_client), "%s-c", prefix);
+	snprintf(t->ns_server, sizeof(t->ns_server), "%s-srv", prefix);
+	snprintf(t->ns_store, sizeof(t->ns_store), "%s-st", prefix);
+	snprintf(t->dir, sizeof(t->dir), "/tmp/%s.XXXXXX", prefix);
+	if (!mkdtemp(t->dir))
+		return -errno;
+	snprintf(t->store_log, sizeof(t->store_log), "%s/rp-store.log", t->dir);
+	for (unsigned int i = 0; i < nswitches; i++) {
+		struct rp_topo_switch *s = &t->sw[i];
+
+		snprintf(s->ns, sizeof(s->ns), "%s-sw%u", prefix, i + 1);
+		snprintf(s->if_int, sizeof(s->if_int), "%si%u", prefix, i + 1);
+		snprintf(s->if_ext, sizeof(s->if_ext), "%se%u", prefix, i + 1);
+		snprintf(s->if_sto, sizeof(s->if_sto), "%ss%u", prefix, i + 1);
+		snprintf(s->log, sizeof(s->log), "%s/rp-load-sw%u.log", t->dir, i + 1);
+	}
+
+	for (size_t h = 0; h < 3 + nswitches; h++) {
+		const char *ns = h < 3 ? hosts[h] : t->sw[h - 3].ns;
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "ip netns add %s", ns);
+		if (run(cmd)) {
+			err = -EIO;
+			goto fail;
+		}
+	}
+	for (size_t h = 0; h < 3; h++)
+		if (rp_topo_sh(hosts[h], "ip link set lo up; sysctl -qw net.ipv4.conf.all.rp_filter=0 "
+					 "net.ipv4.conf.default.rp_filter=0")) {
+			err = -EIO;
+			goto fail;
+		}
+	if (rp_topo_sh(t->ns_client, "ip addr add " RP_TOPO_CLIENT "/32 dev lo") ||
+	    rp_topo_sh(t->ns_server, "ip addr add " RP_TOPO_SERVER "/32 dev lo") ||
+	    rp_topo_sh(t->ns_store, "ip addr add 192.0.2.10/32 dev lo")) {
+		err = -EIO;
+		goto fail;
+	}
+	for (unsigned int i = 0; i < nswitches; i++) {
+		err = build_switch(t, i);
+		if (err)
+			goto fail;
+	}
+	err = rp_topo_route_via(t, 0);
+	if (err)
+		goto fail;
+	return 0;
+fail:
+	pr_warn("topo: Couldn't build the topology '%s'\n", prefix);
+	rp_topo_destroy(t);
+	return err;
+}
+
+int rp_topo_route_via(struct rp_topo *t, unsigned int i)
+{
+	if (i >= t->nswitches)
+		return -EINVAL;
+	if (rp_topo_sh(t->ns_client, "ip route replace default via 10.10.%u.1 src " RP_TOPO_CLIENT,
+		       i + 1) ||
+	    rp_topo_sh(t->ns_server, "ip route replace " RP_TOPO_EXT "/32 via 10.20.%u.1", i + 1))
+		return -EIO;
+	return 0;
+}
+
+int rp_topo_fail_switch(struct rp_topo *t, unsigned int i)
+{
+	struct rp_topo_switch *s = &t->sw[i];
+
+	rp_topo_stop(&s->load_pid, true);
+	return rp_topo_sh(s->ns, "ip link set %s down; ip link set %s down; ip link set %s down",
+			  s->if_int, s->if_ext, s->if_sto) ? -EIO : 0;
+}
+
+int rp_topo_restore_switch(struct rp_topo *t, unsigned int i)
+{
+	struct rp_topo_switch *s = &t->sw[i];
+
+	return rp_topo_sh(s->ns, "ip link set %s up; ip link set %s up; ip link set %s up",
+			  s->if_int, s->if_ext, s->if_sto) ? -EIO : 0;
+}
+
+int rp_topo_start_store(struct rp_topo *t, const char *lease_ms)
+{
+	char bin[300];
+	const char *argv[] = { bin, "--listen", RP_TOPO_STORE, "--lease-ms", lease_ms, NULL };
+
+	snprintf(bin, sizeof(bin), "%s/rp-store", t->bin_dir);
+	t->store_pid = rp_topo_spawn(t->ns_store, argv, t->store_log);
+	if (t->store_pid < 0)
+		return (int)t->store_pid;
+	return rp_topo_wait_log(t->store_log, "listening on", 5000) ? 0 : -ETIMEDOUT;
+}
+
+int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *extra)
+{
+	struct rp_topo_switch *s = &t->sw[i];
+	char bin[300], id[8];
+	const char *argv[40] = { bin, s->if_int, s->if_ext, s->if_sto, "--app", "nat", "--store",
+				 RP_TOPO_STORE, "--switch-id", id, "--nat-int", "10.1.0.0/24",
+				 "--nat-ext", RP_TOPO_EXT };
+	int n = 14;
+
+	snprintf(bin, sizeof(bin), "%s/rp-load", t->bin_dir);
+	snprintf(id, sizeof(id), "%u", i + 1);
+	while (extra && *extra && n < 39)
+		argv[n++] = *extra++;
+	argv[n] = NULL;
+	s->load_pid = rp_topo_spawn(s->ns, argv, s->log);
+	if (s->load_pid < 0)
+		return (int)s->load_pid;
+	if (!rp_topo_wait_log(s->log, "joined store", 5000)) {
+		pr_warn("topo: rp-load on sw%u did not join the store (see %s)\n", i + 1, s->log);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+void rp_topo_destroy(struct rp_topo *t)
+{
+	const char *hosts[] = { t->ns_client, t->ns_server, t->ns_store };
+	char cmd[600];
+
+	for (unsigned int i = 0; i < t->nswitches; i++)
+		rp_topo_stop(&t->sw[i].load_pid, false);
+	rp_topo_stop(&t->store_pid, false);
+	for (unsigned int i = 0; i < t->nswitches; i++) {
+		struct rp_topo_switch *s = &t->sw[i];
+
+		if (!s->ns[0])
+			continue;
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", s->ns);
+		run(cmd);
+		/* a crashed rp-load leaves its pins behind */
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/%s %s/%s %s/%s", RP_PIN_ROOT, s->if_int,
+			 RP_PIN_ROOT, s->if_ext, RP_PIN_ROOT, s->if_sto);
+		run(cmd);
+	}
+	for (size_t h = 0; h < 3; h++) {
+		if (!hosts[h][0])
+			continue;
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", hosts[h]);
+		run(cmd);
+	}
+	if (t->dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
+		run(cmd);
+	}
+	memset(t, 0, sizeof(*t));
+}
+
+static long long read_stat(const char *ifname, const char *map, const char *const *names,
+			   unsigned int n, const char *name, bool percpu)
+{
+	char path[PATH_MAX];
+	int fd, ncpu = percpu ? libbpf_num_possible_cpus() : 1;
+	long long sum = -1;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", RP_PIN_ROOT, ifname, map);
+	fd = bpf_obj_get(path);
+	if (fd < 0 || ncpu <= 0)
+		return -1;
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t vals[ncpu];
+
+		if (strcmp(names[k], name))
+			continue;
+		if (bpf_map_lookup_elem(fd, &k, vals) == 0) {
+			sum = 0;
+			for (int c = 0; c < ncpu; c++)
+				sum += (long long)vals[c];
+		}
+		break;
+	}
+	close(fd);
+	return sum;
+}
+
+long long rp_topo_dp_stat(struct rp_topo *t, unsigned int i, const char *name)
+{
+	static const char *const names[] = {
+#define X(n) #n,
+		RP_DP_STATS(X)
+#undef X
+	};
+
+	return read_stat(t->sw[i].if_int, "stats", names, __RP_DP_STAT_MAX, name, true);
+}
+
+long long rp_topo_agent_stat(struct rp_topo *t, unsigned int i, const char *name)
+{
+	static const char *const names[] = {
+#define X(n) #n,
+		RP_AGENT_STATS(X)
+#undef X
+	};
+
+	return read_stat(t->sw[i].if_int, "agent_stats", names, __RP_AG_STAT_MAX, name, false);
+}
+
+int rp_topo_kernel_nat(struct rp_topo *t, unsigned int i)
+{
+	struct rp_topo_switch *s = &t->sw[i];
+
+	return rp_topo_sh(s->ns,
+			  "nft add table ip nat; "
+			  "nft \"add chain ip nat post { type nat hook postrouting priority 100; }\"; "
+			  "nft add rule ip nat post ip saddr 10.1.0.0/24 oifname %s "
+			  "meta l4proto { tcp, udp } snat to " RP_TOPO_EXT ":20000-60000 fully-random",
+			  s->if_ext) ? -EIO : 0;
+}
+
+static int open_flows(struct rp_topo *t, unsigned int i)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s/flows", RP_PIN_ROOT, t->sw[i].if_int);
+	return bpf_obj_get(path);
+}
+
+int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
+			   unsigned int *handed, uint64_t *min_gap_ns)
+{
+	int fa = open_flows(t, a), fb = open_flows(t, b), overlaps = 0;
+	struct rp_flow_key key, next, *prev = NULL;
+	struct timespec ts;
+	uint64_t now;
+
+	*handed = 0;
+	*min_gap_ns = UINT64_MAX;
+	if (fa < 0 || fb < 0) {
+		overlaps = -ENOENT;
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	while (bpf_map_get_next_key(fa, prev, &next) == 0) {
+		struct rp_dp_flow x, y;
+		uint64_t x_end, y_end;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fa, &key, &x) || bpf_map_lookup_elem(fb, &key, &y) ||
+		    !x.since_ns || !y.since_ns)
+			continue;
+		/* a lease not given up runs until now */
+		x_end = x.until_ns ? x.until_ns : now;
+		y_end = y.until_ns ? y.until_ns : now;
+		(*handed)++;
+		if (x.since_ns < y_end && y.since_ns < x_end) {
+			overlaps++;
+			continue;
+		}
+		if (y.since_ns >= x_end && y.since_ns - x_end < *min_gap_ns)
+			*min_gap_ns = y.since_ns - x_end;
+		if (x.since_ns >= y_end && x.since_ns - y_end < *min_gap_ns)
+			*min_gap_ns = x.since_ns - y_end;
+	}
+out:
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	return overlaps;
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * A throwaway network of namespaces for the demo and the integration tests:
+ * a client and a server joined through one or two switches, and a store
+ * reachable from every switch.
+ *
+ *                 +--- sw1 ---+
+ *   client -------+           +------- server
+ *   10.1.0.2      +--- sw2 ---+        198.51.100.2
+ *                   \       /
+ *                     store 192.0.2.10:4791
+ *
+ * The client's address (on its loopback) is NATed by the switches to
+ * 203.0.113.1.  Routes first go through sw1; rp_topo_route_via() moves them
+ * as a routing protocol would.  Names carry a prefix of the caller's choice,
+ * so that topologies of parallel tests never meet; switch-side interfaces
+ * are named uniquely too, since rp-load pins maps by interface name.
+ */
+#ifndef __RP_TOPO_H
+#define __RP_TOPO_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define RP_TOPO_SWITCHES	2
+#define RP_TOPO_STORE		"192.0.2.10:4791"
+#define RP_TOPO_CLIENT		"10.1.0.2"
+#define RP_TOPO_SERVER		"198.51.100.2"
+#define RP_TOPO_EXT		"203.0.113.1"
+
+struct rp_topo_switch {
+	char ns[32];
+	char if_int[IF_NAMESIZE], if_ext[IF_NAMESIZE], if_sto[IF_NAMESIZE];
+	pid_t load_pid;
+	char log[96];
+};
+
+struct rp_topo {
+	char prefix[16];
+	unsigned int nswitches;
+	char ns_client[32], ns_server[32], ns_store[32];
+	struct rp_topo_switch sw[RP_TOPO_SWITCHES];
+	pid_t store_pid;
+	char dir[64];		/* logs */
+	char store_log[96];
+	char bin_dir[256];	/* where rp-store and rp-load are */
+};
+
+/* Builds it; returns 0 or -errno (and undoes what it did). */
+int rp_topo_create(struct rp_topo *t, const char *prefix, unsigned int nswitches,
+		   const char *bin_dir);
+/* Stops what it started, deletes namespaces, pins and logs. Idempotent. */
+void rp_topo_destroy(struct rp_topo *t);
+
+/* A shell command inside a namespace; returns its exit status. */
+int rp_topo_sh(const char *ns, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Starts argv in the namespace's network (not mount) namespace. */
+pid_t rp_topo_spawn(const char *ns, const char *const *argv, const char *log);
+/* SIGTERM (or SIGKILL when `kill`), reap; the exit status, -1 if killed. */
+int rp_topo_stop(pid_t *pid, bool kill);
+/* Waits up to ms for `what` in the log. */
+bool rp_topo_wait_log(const char *log, const char *what, int ms);
+
+int rp_topo_start_store(struct rp_topo *t, const char *lease_ms);
+/* rp-load on switch i (0-based) with the standard NAT options and `extra`. */
+int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *extra);
+
+/* Client's default route and server's route to the NAT address via switch i. */
+int rp_topo_route_via(struct rp_topo *t, unsigned int i);
+/* A crash: the agent killed with SIGKILL, the switch's links down. */
+int rp_topo_fail_switch(struct rp_topo *t, unsigned int i);
+/* Brings a failed switch's links back up. */
+int rp_topo_restore_switch(struct rp_topo *t, unsigned int i);
+
+/*
+ * The kernel's own NAT instead (nftables, random ports): what a switch
+ * without redplane does, its state only in its own conntrack table.
+ */
+int rp_topo_kernel_nat(struct rp_topo *t, unsigned int i);
+
+/*
+ * Compares the leases two switches held (the since/until marks of their
+ * flows maps): returns how many flows were held by both at one instant;
+ * *handed is set to how many flows both held at some time.
+ */
+int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
+			   unsigned int *handed, uint64_t *min_gap_ns);
+
+/* A socket made in a namespace (it stays there). */
+int rp_topo_socket(const char *ns, int domain, int type);
+
+/* A data plane counter of switch i (summed over CPUs), from its pins; -1 if none. */
+long long rp_topo_dp_stat(struct rp_topo *t, unsigned int i, const char *name);
+long long rp_topo_agent_stat(struct rp_topo *t, unsigned int i, const char *name);
+
+#endif /* __RP_TOPO_H */
