@@ -238,8 +238,15 @@ static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc
 
 	rp_key_v4(&rev, ip->protocol, ip->saddr, sport, ip->daddr, dport);
 	r = bpf_map_lookup_elem(&flows, &rev);
-	if (!rp_lease_held(r))
-		return nat_lease(ctx, sc, &rev, NULL);	/* never invent a mapping */
+	if (!rp_lease_held(r)) {
+		struct rp_nat_state prop;
+
+		/* never invent a mapping; one this switch had, it may propose again */
+		if (!r || r->state_len != sizeof(prop))
+			return nat_lease(ctx, sc, &rev, NULL);
+		__builtin_memcpy(&prop, r->state, sizeof(prop));
+		return nat_lease(ctx, sc, &rev, &prop);
+	}
 	st = (struct rp_nat_state *)r->state;
 	if (r->state_len != sizeof(*st) || st->dir != RP_NAT_REV) {
 		rp_stat(RP_DP_nat_no_mapping);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "session.h"
 
@@ -10,6 +11,14 @@ _Static_assert(sizeof(struct sockaddr_in6) <= RP_ADDR_WORDS * 4, "address fits")
 
 int rp_sessions_init(struct rp_sessions *s, uint32_t lease_ms)
 {
+	/*
+	 * A restarted store must not hand a switch the epoch it had before:
+	 * the switch would take its old leases for live ones while the store
+	 * grants the flows to others.  A random first epoch makes a repeat a
+	 * 1 in 2^32 event.
+	 */
+	if (getrandom(&s->first_epoch, sizeof(s->first_epoch), 0) != sizeof(s->first_epoch))
+		return -errno;
 	s->rec = calloc(RP_SWITCHES, sizeof(*s->rec));
 	if (!s->rec)
 		return -ENOMEM;
@@ -34,7 +43,7 @@ uint32_t rp_session_heartbeat(struct rp_sessions *s, uint16_t switch_id,
 
 	*is_new = !epoch || now_ns >= expiry;
 	if (*is_new) {
-		epoch++;
+		epoch = epoch ? epoch + 1 : s->first_epoch;
 		if (!epoch)	/* 0 means "never joined" */
 			epoch = 1;
 	}

@@ -36,6 +36,7 @@ struct rp_session {
 struct rp_sessions {
 	struct rp_session_rec *rec;
 	uint64_t lease_ns;
+	uint32_t first_epoch;	/* random per store run: a restart never reuses epochs */
 };
 
 int rp_sessions_init(struct rp_sessions *s, uint32_t lease_ms);
