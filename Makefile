@@ -71,7 +71,7 @@ demo: deps
 ## test: install what is missing, build, run every selftest
 test: deps
 	$(Q)$(MAKE) -s --no-print-directory all
-	$(Q)RP_STORE=$(RP_STORE) RP_LOAD=$(RP_LOAD) $(SELFTESTS) $(TEST_FLAGS)
+	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) scripts/run-tests.sh $(SELFTESTS) $(TEST_FLAGS)
 
 ## bench: rp-store against an echo ceiling; the NAT's cost per packet with and
 ##        without replication; TCP through a switch in namespaces (root)
@@ -153,11 +153,11 @@ $(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) -lm
 
-$(SELFTESTS): $(TEST_OBJS) $(LIBREDPLANE)
+$(SELFTESTS): $(TEST_OBJS) $(TOPO_OBJS) $(LIBREDPLANE)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS) -lcriterion
 
-$(OUTPUT)/selftests/%.o: ALL_CPPFLAGS += -Istore -Iselftests
+$(OUTPUT)/selftests/%.o: ALL_CPPFLAGS += -Istore -Iselftests -Iuser
 $(TEST_OBJS): $(SKELS)
 
 -include $(shell find $(OUTPUT) -name '*.d' 2>/dev/null)

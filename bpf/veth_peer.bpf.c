@@ -20,6 +20,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 __u16 drop_port;	/* host order; 0: drop nothing */
 __u8 drop_type;		/* a redplane message type; 0: any datagram to drop_port */
 __u32 drop_budget;
+__u32 drop_every;	/* drop every Nth datagram to drop_port (0: off) */
+__u32 seen;
 __u32 dropped;
 __u32 passed_to_port;
 
@@ -40,6 +42,10 @@ int veth_peer(struct xdp_md *ctx)
 
 		if ((void *)(type + 1) > end || *type != drop_type)
 			return XDP_PASS;
+	}
+	if (drop_every && __sync_fetch_and_add(&seen, 1) % drop_every == drop_every - 1) {
+		__sync_fetch_and_add(&dropped, 1);
+		return XDP_DROP;
 	}
 	if (drop_budget) {
 		__sync_fetch_and_sub(&drop_budget, 1);

@@ -216,9 +216,16 @@ static int open_socket(const struct rp_sockaddr *addr, bool reuseport)
 		pr_warn("rp-store: Couldn't set SO_REUSEPORT: %s\n", strerror(-err));
 		goto err_close;
 	}
-	/* a bigger queue rides out bursts; FORCE needs CAP_NET_ADMIN */
+	/*
+	 * Bigger queues ride out bursts, and a send buffer far above what one
+	 * unreachable peer's neighbour queue can hold (unres_qlen_bytes) keeps
+	 * a dead switch from starving the replies to the live ones.  FORCE
+	 * needs CAP_NET_ADMIN.
+	 */
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)))
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &rcvbuf, sizeof(rcvbuf)))
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &rcvbuf, sizeof(rcvbuf));
 	if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len)) {
 		err = -errno;
 		pr_warn("rp-store: Couldn't bind %s: %s\n",

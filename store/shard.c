@@ -64,12 +64,17 @@ void rp_shard_flush(struct rp_shard *s)
 	for (unsigned int i = 0; i < s->nout; i++)
 		s->out_msgs[i].msg_hdr.msg_namelen = s->out[i].to.len;
 	while (sent < s->nout) {
-		int n = sendmmsg(s->fd, &s->out_msgs[sent], s->nout - sent, 0);
+		/*
+		 * Never block: a peer whose link is down holds our datagrams in
+		 * its neighbour queue, and a blocked shard would serve no one.
+		 * UDP may lose them; the protocol resends what matters.
+		 */
+		int n = sendmmsg(s->fd, &s->out_msgs[sent], s->nout - sent, MSG_DONTWAIT);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			/* drop this one (e.g. an unreachable peer) and go on */
+			/* drop this one (a full send buffer, an unreachable peer) */
 			STAT_INC(s->stats.tx_errors);
 			sent++;
 			continue;

@@ -40,7 +40,7 @@ struct rp_store_cfg {
 #define RP_STORE_COUNTERS(X)						\
 	X(rx_datagrams)		/* every datagram received */		\
 	X(tx_datagrams)		/* every datagram sent */		\
-	X(tx_errors)		/* sendmmsg failures */			\
+	X(tx_errors)		/* datagrams not sent (full buffer, no route) */ \
 	X(misrouted)		/* reached a shard that does not own it */ \
 	X(session_new)		/* heartbeat started a session (epoch) */ \
 	X(session_renew)	/* heartbeat renewed a live session */	\

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/if_link.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -60,6 +61,36 @@ static int enter_ns(const char *ns)
 		err = -errno;
 	close(fd);
 	return err;
+}
+
+int rp_topo_xdp_attach(const char *ns, const char *ifname, int prog_fd)
+{
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), err;
+
+	if (self < 0)
+		return -errno;
+	err = enter_ns(ns);
+	if (!err) {
+		err = bpf_xdp_attach((int)if_nametoindex(ifname), prog_fd, XDP_FLAGS_DRV_MODE, NULL);
+		setns(self, CLONE_NEWNET);
+	}
+	close(self);
+	return err;
+}
+
+bool rp_topo_xdp_attached(const char *ns, const char *ifname)
+{
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	__u32 id = 0;
+
+	if (self < 0)
+		return false;
+	if (!enter_ns(ns)) {
+		bpf_xdp_query_id((int)if_nametoindex(ifname), XDP_FLAGS_DRV_MODE, &id);
+		setns(self, CLONE_NEWNET);
+	}
+	close(self);
+	return id != 0;
 }
 
 int rp_topo_socket(const char *ns, int domain, int type)
@@ -140,6 +171,17 @@ bool rp_topo_wait_log(const char *log, const char *what, int ms)
 	return false;
 }
 
+/* Taking a link down deletes the routes through it: this puts them back. */
+static int switch_routes(struct rp_topo *t, unsigned int i)
+{
+	unsigned int n = i + 1;
+
+	return rp_topo_sh(t->sw[i].ns, "ip route replace 10.1.0.0/24 via 10.10.%u.2; "
+				      "ip route replace " RP_TOPO_SERVER "/32 via 10.20.%u.2; "
+				      "ip route replace 192.0.2.10/32 via 192.0.2.%u",
+			  n, n, 4 * i + 2);
+}
+
 static int far_end(struct rp_topo *t, const char *ns, const char *name, unsigned int n,
 		   const char *addr)
 {
@@ -148,6 +190,8 @@ static int far_end(struct rp_topo *t, const char *ns, const char *name, unsigned
 			      "ip link set dev %s%u xdpdrv obj %s/bpf/veth_peer.bpf.o sec xdp",
 			  addr, name, n, name, n, name, n, name, n, t->bin_dir);
 }
+
+static void remove_pins(struct rp_topo_switch *s);
 
 /* One switch: three links, addresses, routes (switch i+1 uses 10.10.i+1.0/24 ...). */
 static int build_switch(struct rp_topo *t, unsigned int i)
@@ -168,12 +212,9 @@ static int build_switch(struct rp_topo *t, unsigned int i)
 	if (rp_topo_sh(s->ns,
 		       "ip addr add 10.10.%u.1/24 dev %s; ip addr add 10.20.%u.1/24 dev %s; "
 		       "ip addr add 192.0.2.%u/30 dev %s; "
-		       "for l in %s %s %s; do ip link set $l up; ethtool -K $l tx off >/dev/null; done; "
-		       "ip route add 10.1.0.0/24 via 10.10.%u.2; "
-		       "ip route add " RP_TOPO_SERVER "/32 via 10.20.%u.2; "
-		       "ip route add 192.0.2.10/32 via 192.0.2.%u",
-		       n, s->if_int, n, s->if_ext, sto + 1, s->if_sto, s->if_int, s->if_ext, s->if_sto,
-		       n, n, sto + 2))
+		       "for l in %s %s %s; do ip link set $l up; ethtool -K $l tx off >/dev/null; done",
+		       n, s->if_int, n, s->if_ext, sto + 1, s->if_sto, s->if_int, s->if_ext, s->if_sto) ||
+	    switch_routes(t, i))
 		return -EIO;
 	/*
 	 * The far ends: whole checksums (veth would hand XDP partial ones), and
@@ -221,6 +262,11 @@ int rp_topo_create(struct rp_topo *t, const char *prefix, unsigned int nswitches
 		const char *ns = h < 3 ? hosts[h] : t->sw[h - 3].ns;
 		char cmd[128];
 
+		/* what a killed run of the same name left behind goes first */
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", ns);
+		run(cmd);
+		if (h >= 3)
+			remove_pins(&t->sw[h - 3]);
 		snprintf(cmd, sizeof(cmd), "ip netns add %s", ns);
 		if (run(cmd)) {
 			err = -EIO;
@@ -274,12 +320,27 @@ int rp_topo_fail_switch(struct rp_topo *t, unsigned int i)
 			  s->if_int, s->if_ext, s->if_sto) ? -EIO : 0;
 }
 
+/* Pins live in this mount namespace; `ip netns exec` would see another /sys. */
+static void remove_pins(struct rp_topo_switch *s)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/%s %s/%s %s/%s", RP_PIN_ROOT, s->if_int, RP_PIN_ROOT,
+		 s->if_ext, RP_PIN_ROOT, s->if_sto);
+	run(cmd);
+}
+
 int rp_topo_restore_switch(struct rp_topo *t, unsigned int i)
 {
 	struct rp_topo_switch *s = &t->sw[i];
 
-	return rp_topo_sh(s->ns, "ip link set %s up; ip link set %s up; ip link set %s up",
-			  s->if_int, s->if_ext, s->if_sto) ? -EIO : 0;
+	remove_pins(s);
+	if (rp_topo_sh(s->ns, "for l in %s %s %s; do ip link set dev $l xdp off; "
+			      "ip link set $l up; done",
+		       s->if_int, s->if_ext, s->if_sto) ||
+	    switch_routes(t, i))
+		return -EIO;
+	return 0;
 }
 
 int rp_topo_start_store(struct rp_topo *t, const char *lease_ms)
@@ -305,13 +366,14 @@ int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *e
 
 	snprintf(bin, sizeof(bin), "%s/rp-load", t->bin_dir);
 	snprintf(id, sizeof(id), "%u", i + 1);
+	unlink(s->log);	/* each run is judged by its own log */
 	while (extra && *extra && n < 39)
 		argv[n++] = *extra++;
 	argv[n] = NULL;
 	s->load_pid = rp_topo_spawn(s->ns, argv, s->log);
 	if (s->load_pid < 0)
 		return (int)s->load_pid;
-	if (!rp_topo_wait_log(s->log, "joined store", 5000)) {
+	if (!rp_topo_wait_log(s->log, "joined store", 5000) || waitpid(s->load_pid, NULL, WNOHANG)) {
 		pr_warn("topo: rp-load on sw%u did not join the store (see %s)\n", i + 1, s->log);
 		return -ETIMEDOUT;
 	}
@@ -333,10 +395,7 @@ void rp_topo_destroy(struct rp_topo *t)
 			continue;
 		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", s->ns);
 		run(cmd);
-		/* a crashed rp-load leaves its pins behind */
-		snprintf(cmd, sizeof(cmd), "rm -rf %s/%s %s/%s %s/%s", RP_PIN_ROOT, s->if_int,
-			 RP_PIN_ROOT, s->if_ext, RP_PIN_ROOT, s->if_sto);
-		run(cmd);
+		remove_pins(s);	/* a crashed rp-load leaves its pins behind */
 	}
 	for (size_t h = 0; h < 3; h++) {
 		if (!hosts[h][0])

@@ -72,7 +72,10 @@ int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *e
 int rp_topo_route_via(struct rp_topo *t, unsigned int i);
 /* A crash: the agent killed with SIGKILL, the switch's links down. */
 int rp_topo_fail_switch(struct rp_topo *t, unsigned int i);
-/* Brings a failed switch's links back up. */
+/*
+ * A failed switch comes back as after a reboot: no XDP program, no pins,
+ * links up.  Start its rp-load again with rp_topo_start_switch().
+ */
 int rp_topo_restore_switch(struct rp_topo *t, unsigned int i);
 
 /*
@@ -88,6 +91,10 @@ int rp_topo_kernel_nat(struct rp_topo *t, unsigned int i);
  */
 int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
 			   unsigned int *handed, uint64_t *min_gap_ns);
+
+/* XDP in native mode on a namespace's interface (replacing what is there). */
+int rp_topo_xdp_attach(const char *ns, const char *ifname, int prog_fd);
+bool rp_topo_xdp_attached(const char *ns, const char *ifname);
 
 /* A socket made in a namespace (it stays there). */
 int rp_topo_socket(const char *ns, int domain, int type);

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Failover end to end: two switches running rp-load between a client and a
+ * server, one rp-store, real TCP and UDP from the kernel's own stack.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "redplane/dp.h"
+#include "rp_test.h"
+#include "topo_fixture.h"
+#include "veth_peer.skel.h"
+
+#define LEASE_MS	200
+#define STEP_MS		2
+
+static const char *const switch_args[] = { "--lease-ms", "200", NULL };
+
+static void up(void)
+{
+	topo_up(2, "200");
+	topo_switch(0, switch_args);
+	topo_switch(1, switch_args);
+}
+
+TestSuite(failover, .init = up, .fini = topo_down, .timeout = 120);
+
+static void stream_ms(struct rp_stream *s, unsigned int ms, unsigned int step_ms)
+{
+	for (unsigned int t = 0; t < ms; t += step_ms) {
+		rp_stream_step(s);
+		rp_test_sleep_ms(step_ms);
+	}
+}
+
+static void dump(void)
+{
+	static const char *const names[] = {
+#define X(n) #n,
+		RP_DP_STATS(X)
+#undef X
+	};
+
+	for (unsigned int sw = 0; sw < topo.nswitches; sw++)
+		for (unsigned int k = 0; k < __RP_DP_STAT_MAX; k++) {
+			long long v = rp_topo_dp_stat(&topo, sw, names[k]);
+
+			if (v > 0)
+				fprintf(stderr, "sw%u %s %lld\n", sw + 1, names[k], v);
+		}
+	kill(topo.store_pid, SIGUSR1);
+	rp_test_sleep_ms(100);
+	{
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "grep -v ' 0$' %s | tail -40 >&2", topo.store_log);
+		if (system(cmd))
+			fprintf(stderr, "no store log\n");
+	}
+}
+
+static void expect_intact(struct rp_stream *s)
+{
+	if (getenv("RP_DEBUG"))
+		dump();
+	cr_assert(rp_stream_drain(s, 5000), "every message arrives");
+	for (unsigned int i = 0; i < s->n; i++) {
+		cr_assert_eq(s->c[i].error, 0, "connection %u broke: %s", i,
+			     s->c[i].error > 0 ? strerror(s->c[i].error) : "EOF");
+		cr_assert(!s->c[i].out_of_order, "connection %u: bytes out of order", i);
+		cr_assert_gt(s->c[i].received, 0);
+	}
+}
+
+static void crash_sw1(struct rp_stream *s)
+{
+	cr_assert_eq(rp_topo_fail_switch(&topo, 0), 0);
+	cr_assert_eq(rp_topo_route_via(&topo, 1), 0);
+	if (s)
+		rp_stream_mark(s);
+}
+
+Test(failover, a_switch_crash_keeps_the_tcp_stream_whole)
+{
+	struct rp_stream s;
+
+	cr_assert_eq(rp_stream_open(&s, &topo, 4, 8080), 0);
+	stream_ms(&s, 500, STEP_MS);
+	crash_sw1(&s);
+	stream_ms(&s, 2000, STEP_MS);
+	expect_intact(&s);
+	for (unsigned int i = 0; i < s.n; i++)
+		cr_assert_neq(s.c[i].first_rx_after_ns, 0, "connection %u moved to sw2", i);
+	cr_assert_lt(rp_stream_max_gap_ns(&s), (LEASE_MS + 1000) * 1000000ull,
+		     "stall %llu ms", (unsigned long long)(rp_stream_max_gap_ns(&s) / 1000000));
+	cr_assert_geq(rp_topo_dp_stat(&topo, 1, "migrate"), 8, "sw2 migrated both keys of 4");
+	rp_stream_close(&s);
+}
+
+static void expect_handover(unsigned int from, unsigned int to, unsigned int min_flows)
+{
+	unsigned int handed;
+	uint64_t gap;
+	int overlaps = rp_topo_lease_overlaps(&topo, from, to, &handed, &gap);
+
+	cr_assert_eq(overlaps, 0, "%d flows held by both switches at once", overlaps);
+	cr_assert_geq(handed, min_flows, "%u flows handed over", handed);
+}
+
+Test(failover, a_live_reroute_hands_over_by_revoke_never_to_both)
+{
+	struct rp_stream s;
+
+	cr_assert_eq(rp_stream_open(&s, &topo, 4, 8080), 0);
+	stream_ms(&s, 500, STEP_MS);
+	cr_assert_eq(rp_topo_route_via(&topo, 1), 0);
+	rp_stream_mark(&s);
+	stream_ms(&s, 1500, STEP_MS);
+	expect_intact(&s);
+	cr_assert_geq(rp_topo_dp_stat(&topo, 0, "revoke"), 8, "sw1 acked the revokes");
+	cr_assert_geq(rp_topo_dp_stat(&topo, 1, "migrate"), 8);
+	expect_handover(0, 1, 8);
+	/* by revoke, not by waiting out sw1's lease */
+	cr_assert_lt(rp_stream_max_gap_ns(&s), LEASE_MS * 1000000ull,
+		     "stall %llu ms", (unsigned long long)(rp_stream_max_gap_ns(&s) / 1000000));
+	rp_stream_close(&s);
+}
+
+Test(failover, flows_move_back_to_sw1_when_it_returns)
+{
+	struct rp_stream s;
+
+	cr_assert_eq(rp_stream_open(&s, &topo, 4, 8080), 0);
+	stream_ms(&s, 300, STEP_MS);
+	crash_sw1(&s);
+	stream_ms(&s, 1000, STEP_MS);
+
+	cr_assert_eq(rp_topo_restore_switch(&topo, 0), 0);
+	topo_switch(0, switch_args);
+	cr_assert_eq(rp_topo_route_via(&topo, 0), 0);
+	stream_ms(&s, 1500, STEP_MS);
+	expect_intact(&s);
+	cr_assert_geq(rp_topo_dp_stat(&topo, 1, "revoke"), 8, "sw2 gave the flows back");
+	expect_handover(1, 0, 8);
+	rp_stream_close(&s);
+}
+
+/* 200 UDP flows: each client port sends datagrams carrying its index. */
+struct udp_flows {
+	int server;
+	int client[200];
+	uint16_t ext_port[200];		/* the source port the server saw first */
+	unsigned int after[200];	/* datagrams seen after the crash */
+	unsigned int wrong_port;
+};
+
+static void udp_open(struct udp_flows *u)
+{
+	struct sockaddr_in srv = { .sin_family = AF_INET, .sin_port = htons(9090) };
+
+	memset(u, 0, sizeof(*u));
+	inet_pton(AF_INET, RP_TOPO_SERVER, &srv.sin_addr);
+	u->server = rp_topo_socket(topo.ns_server, AF_INET, SOCK_DGRAM);
+	cr_assert_geq(u->server, 0);
+	cr_assert_eq(bind(u->server, (struct sockaddr *)&srv, sizeof(srv)), 0);
+	for (int i = 0; i < 200; i++) {
+		u->client[i] = rp_topo_socket(topo.ns_client, AF_INET, SOCK_DGRAM);
+		cr_assert_geq(u->client[i], 0);
+		cr_assert_eq(connect(u->client[i], (struct sockaddr *)&srv, sizeof(srv)), 0);
+	}
+}
+
+static void udp_step(struct udp_flows *u, bool after)
+{
+	for (uint32_t i = 0; i < 200; i++)
+		send(u->client[i], &i, sizeof(i), MSG_DONTWAIT);
+	for (;;) {
+		struct sockaddr_in from;
+		socklen_t len = sizeof(from);
+		uint32_t idx;
+
+		if (recvfrom(u->server, &idx, sizeof(idx), MSG_DONTWAIT, (struct sockaddr *)&from,
+			     &len) != sizeof(idx) || idx >= 200)
+			break;
+		if (!u->ext_port[idx])
+			u->ext_port[idx] = ntohs(from.sin_port);
+		else if (u->ext_port[idx] != ntohs(from.sin_port))
+			u->wrong_port++;
+		if (after)
+			u->after[idx]++;
+	}
+}
+
+Test(failover, two_hundred_tcp_connections_and_two_hundred_udp_flows_survive)
+{
+	struct udp_flows *u = calloc(1, sizeof(*u));
+	struct rp_stream s;
+
+	cr_assert_eq(rp_stream_open(&s, &topo, 200, 8080), 0);
+	udp_open(u);
+	for (int t = 0; t < 50; t++) {
+		rp_stream_step(&s);
+		udp_step(u, false);
+		rp_test_sleep_ms(10);
+	}
+	for (int i = 0; i < 200; i++)
+		cr_assert_neq(u->ext_port[i], 0, "UDP flow %d reached the server", i);
+	crash_sw1(&s);
+	for (int t = 0; t < 250; t++) {
+		rp_stream_step(&s);
+		udp_step(u, true);
+		rp_test_sleep_ms(10);
+	}
+	expect_intact(&s);
+	for (int i = 0; i < 200; i++)
+		cr_assert_gt(u->after[i], 0, "UDP flow %d went on through sw2", i);
+	cr_assert_eq(u->wrong_port, 0, "a UDP flow changed its external port");
+	rp_stream_close(&s);
+	close(u->server);
+	for (int i = 0; i < 200; i++)
+		close(u->client[i]);
+	free(u);
+}
+
+Test(failover, every_tenth_message_to_the_store_lost_and_still_whole)
+{
+	struct rp_stream s;
+	char buf[8];
+
+	for (int i = 0; i < 2; i++) {
+		store_link[i]->bss->drop_port = 4791;
+		store_link[i]->bss->drop_every = 10;
+	}
+	cr_assert_eq(rp_stream_open(&s, &topo, 20, 8080), 0);
+	stream_ms(&s, 500, STEP_MS);
+	crash_sw1(&s);
+	stream_ms(&s, 2000, STEP_MS);
+	expect_intact(&s);
+	/* FINs are writes: with a tenth of the requests lost, some go again */
+	for (unsigned int i = 0; i < s.n; i++)
+		shutdown(s.c[i].cfd, SHUT_WR);
+	for (unsigned int i = 0; i < s.n; i++) {
+		cr_assert_gt(topo_readable(s.c[i].sfd, 5000), 0, "FIN %u arrived", i);
+		cr_assert_eq(recv(s.c[i].sfd, buf, sizeof(buf), 0), 0);
+	}
+	rp_test_sleep_ms(PUBLISH_MS);
+	cr_assert_gt(store_link[1]->bss->dropped, 0);
+	cr_assert_gt(rp_topo_agent_stat(&topo, 1, "retransmits"), 0,
+		     "sw2's agent retransmitted lost writes");
+	rp_stream_close(&s);
+}
+
+Test(failover, the_server_speaks_first_after_the_crash)
+{
+	struct conn c = topo_connect(8080);
+	char buf[16];
+
+	topo_echo(&c);
+	crash_sw1(NULL);
+	/* the first packet sw2 sees is return traffic: it must fetch the mapping */
+	cr_assert_eq(send(c.server, "hello", 5, 0), 5);
+	cr_assert_gt(topo_readable(c.client, 5000), 0, "the server's bytes never arrived");
+	cr_assert_eq(recv(c.client, buf, sizeof(buf), 0), 5);
+	cr_assert_arr_eq(buf, "hello", 5);
+	topo_echo(&c);
+	cr_assert_geq(rp_topo_dp_stat(&topo, 1, "migrate"), 1);
+	close(c.client);
+	close(c.server);
+}
+
+/*
+ * A single-node store that restarts loses its state (chain replication is
+ * what keeps it).  Documented behaviour: the switches see a new epoch, ask
+ * again proposing the mappings they hold, and the connections go on with
+ * the same translation.
+ */
+Test(failover, a_store_restart_loses_no_connection_and_no_translation)
+{
+	struct sockaddr_in before, after;
+	socklen_t len = sizeof(before);
+	struct rp_stream s;
+
+	cr_assert_eq(rp_stream_open(&s, &topo, 4, 8080), 0);
+	getpeername(s.c[0].sfd, (struct sockaddr *)&before, &len);
+	stream_ms(&s, 300, STEP_MS);
+	cr_assert_eq(rp_topo_stop(&topo.store_pid, true), 128 + SIGKILL, "rp-store killed");
+	stream_ms(&s, 300, STEP_MS);
+	cr_assert_eq(rp_topo_start_store(&topo, "200"), 0);
+	stream_ms(&s, 2000, STEP_MS);
+	expect_intact(&s);
+	len = sizeof(after);
+	getpeername(s.c[0].sfd, (struct sockaddr *)&after, &len);
+	cr_assert_eq(before.sin_port, after.sin_port);
+	rp_test_sleep_ms(PUBLISH_MS);
+	cr_assert_geq(rp_topo_agent_stat(&topo, 0, "session_new"), 2, "sw1 saw the new epoch");
+	rp_stream_close(&s);
+}

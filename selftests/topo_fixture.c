@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <arpa/inet.h>
+#include <bpf/libbpf.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "topo_fixture.h"
+#include "veth_peer.skel.h"
+
+struct rp_topo topo;
+struct veth_peer *store_link[RP_TOPO_SWITCHES];
+
+void topo_up(unsigned int nswitches, const char *lease_ms)
+{
+	const char *bin = getenv("RP_BUILD");
+	char prefix[16];
+	int err;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: builds network namespaces and loads XDP programs");
+	snprintf(prefix, sizeof(prefix), "rt%d", getpid());
+	err = rp_topo_create(&topo, prefix, nswitches, bin && *bin ? bin : "build");
+	cr_assert_eq(err, 0, "build the topology: %s", strerror(-err));
+	for (unsigned int i = 0; i < nswitches; i++) {
+		char ifname[16];
+
+		store_link[i] = veth_peer__open_and_load();
+		cr_assert_not_null(store_link[i]);
+		snprintf(ifname, sizeof(ifname), "st%u", i + 1);
+		err = rp_topo_xdp_attach(topo.ns_store, ifname,
+					 bpf_program__fd(store_link[i]->progs.veth_peer));
+		cr_assert_eq(err, 0, "attach the loss injector: %s", strerror(-err));
+	}
+	err = rp_topo_start_store(&topo, lease_ms);
+	cr_assert_eq(err, 0, "start rp-store: %s", strerror(-err));
+}
+
+void topo_down(void)
+{
+	rp_topo_destroy(&topo);
+	for (unsigned int i = 0; i < RP_TOPO_SWITCHES; i++) {
+		if (store_link[i])
+			veth_peer__destroy(store_link[i]);
+		store_link[i] = NULL;
+	}
+}
+
+void topo_switch(unsigned int i, const char *const *extra)
+{
+	int err = rp_topo_start_switch(&topo, i, extra);
+
+	cr_assert_eq(err, 0, "rp-load on sw%u: %s (log %s)", i + 1, strerror(-err), topo.sw[i].log);
+}
+
+int topo_readable(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms);
+}
+
+struct conn topo_connect(uint16_t port)
+{
+	struct sockaddr_in srv = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in peer;
+	socklen_t plen = sizeof(peer);
+	int one = 1, lfd = rp_topo_socket(topo.ns_server, AF_INET, SOCK_STREAM);
+	struct conn c;
+
+	cr_assert_geq(lfd, 0);
+	inet_pton(AF_INET, RP_TOPO_SERVER, &srv.sin_addr);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&srv, sizeof(srv)), 0);
+	cr_assert_eq(listen(lfd, 4), 0);
+	c.client = rp_topo_socket(topo.ns_client, AF_INET, SOCK_STREAM);
+	cr_assert_geq(c.client, 0);
+	cr_assert_eq(connect(c.client, (struct sockaddr *)&srv, sizeof(srv)), 0,
+		     "connect through the switch: %s", strerror(errno));
+	cr_assert_gt(topo_readable(lfd, 5000), 0, "the server saw no connection");
+	c.server = accept(lfd, (struct sockaddr *)&peer, &plen);
+	cr_assert_geq(c.server, 0);
+	cr_assert_eq(peer.sin_addr.s_addr, inet_addr(RP_TOPO_EXT),
+		     "the server sees the NAT's address");
+	close(lfd);
+	return c;
+}
+
+void topo_echo(struct conn *c)
+{
+	char buf[64];
+
+	cr_assert_eq(send(c->client, "ping", 4, 0), 4);
+	cr_assert_gt(topo_readable(c->server, 3000), 0, "ping lost");
+	cr_assert_eq(recv(c->server, buf, sizeof(buf), 0), 4);
+	cr_assert_eq(send(c->server, "pong", 4, 0), 4);
+	cr_assert_gt(topo_readable(c->client, 3000), 0, "pong lost");
+	cr_assert_eq(recv(c->client, buf, sizeof(buf), 0), 4);
+	cr_assert_arr_eq(buf, "pong", 4);
+}

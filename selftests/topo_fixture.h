@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The user/topo.h network for Criterion tests, named after the test process. */
+#ifndef __TOPO_FIXTURE_H
+#define __TOPO_FIXTURE_H
+
+#include "stream.h"
+#include "topo.h"
+
+struct veth_peer;
+
+extern struct rp_topo topo;
+/* The far end of switch i's store link runs this, for loss injection. */
+extern struct veth_peer *store_link[RP_TOPO_SWITCHES];
+
+/* Skips without root; builds n switches and starts the store. */
+void topo_up(unsigned int nswitches, const char *lease_ms);
+void topo_down(void);
+/* rp-load on switch i with extra arguments; fails the test if it does not join. */
+void topo_switch(unsigned int i, const char *const *extra);
+
+struct conn {
+	int client, server;
+};
+
+/* One TCP connection client -> server:port, and a ping-pong over it. */
+struct conn topo_connect(uint16_t port);
+void topo_echo(struct conn *c);
+int topo_readable(int fd, int ms);
+
+/* rp-load's counters reach the pins every 100 ms. */
+#define PUBLISH_MS	200
+
+#endif /* __TOPO_FIXTURE_H */
