@@ -101,6 +101,11 @@ $(OUTPUT)/bpf/redplane_norepl.bpf.o: bpf/redplane.bpf.c $(BPF_HDRS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -DRP_NO_REPLICATION -c $< -o $@
 
+$(OUTPUT)/bpf/link_impair.bpf.o: bpf/link_impair.bpf.c
+	$(call msg,CLANG-BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
 $(OUTPUT)/bpf/veth_peer.bpf.o: bpf/veth_peer.bpf.c
 	$(call msg,CLANG-BPF,$@)
 	$(Q)mkdir -p $(@D)
@@ -114,7 +119,7 @@ $(OUTPUT)/include/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(Q)cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 
 SKELS := $(OUTPUT)/include/redplane.skel.h $(OUTPUT)/include/redplane_norepl.skel.h \
-	 $(OUTPUT)/include/veth_peer.skel.h
+	 $(OUTPUT)/include/veth_peer.skel.h $(OUTPUT)/include/link_impair.skel.h
 
 $(OUTPUT)/%.o: %.c
 	$(call msg,CC,$@)

@@ -315,6 +315,20 @@ static __always_inline bool rp_msg_ok(const struct rp_msg *msg, __u32 tail)
 	return msg->hdr.app_id == cfg_app && msg->key.family == RP_AF_INET;
 }
 
+static __always_inline bool rp_same_state(const struct rp_dp_flow *f, const struct rp_msg *msg)
+{
+	const __u64 *a = (const __u64 *)f->state, *b = (const __u64 *)msg->state;
+	__u64 diff = 0;
+
+	if (f->state_len != msg->hdr.state_len)
+		return false;
+	/* state bytes past state_len are zero on both sides */
+#pragma unroll
+	for (int i = 0; i < RP_STATE_MAX / 8; i++)
+		diff |= a[i] ^ b[i];
+	return !diff;
+}
+
 /* GRANT and MIGRATE: install the lease, then process the echoed packet. */
 static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __u16 store)
 {
@@ -338,8 +352,15 @@ static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __
 	sc->flow.store = store;
 	sc->flow.since_ns = bpf_ktime_get_ns();
 	sc->flow.until_ns = 0;
-	/* GRANT took our proposal: the app's local flags about it stand */
-	sc->flow.flags = (msg->hdr.type == RP_MSG_GRANT && old) ? old->flags : 0;
+	/*
+	 * The app's local flags are about the state it proposed: they stand
+	 * while the store's state is that proposal.  A GRANT says so; so does a
+	 * MIGRATE of the same state (a duplicated request answered twice, the
+	 * answers reordered); a MIGRATE of another state resets them.
+	 */
+	sc->flow.flags = 0;
+	if (old && (msg->hdr.type == RP_MSG_GRANT || rp_same_state(old, msg)))
+		sc->flow.flags = old->flags;
 	if (bpf_map_update_elem(&flows, &key, &sc->flow, BPF_ANY)) {
 		rp_stat(RP_DP_drop_table_full);
 		return XDP_DROP;

@@ -4,6 +4,7 @@
  * server, one rp-store, real TCP and UDP from the kernel's own stack.
  */
 #include <arpa/inet.h>
+#include <bpf/libbpf.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -18,6 +19,7 @@
 #include "rp_test.h"
 #include "topo_fixture.h"
 #include "veth_peer.skel.h"
+#include "link_impair.skel.h"
 
 #define LEASE_MS	200
 #define STEP_MS		2
@@ -230,16 +232,32 @@ Test(failover, two_hundred_tcp_connections_and_two_hundred_udp_flows_survive)
 	free(u);
 }
 
-Test(failover, every_tenth_message_to_the_store_lost_and_still_whole)
+Test(failover, loss_duplication_and_reordering_on_the_store_links)
 {
+	struct link_impair *imp[2];
 	struct rp_stream s;
 	char buf[8];
 
 	for (int i = 0; i < 2; i++) {
+		char ifname[16];
+
+		/* a tenth of what goes to the store is lost (XDP at the far end) */
 		store_link[i]->bss->drop_port = 4791;
 		store_link[i]->bss->drop_every = 10;
+		/* both ways, some duplicated, some delayed behind others (TC) */
+		imp[i] = link_impair__open_and_load();
+		cr_assert_not_null(imp[i]);
+		imp[i]->bss->port = 4791;
+		imp[i]->bss->dup_every = 7;
+		imp[i]->bss->reorder_every = 5;
+		snprintf(ifname, sizeof(ifname), "st%d", i + 1);
+		cr_assert_eq(rp_topo_tc_attach(topo.ns_store, ifname,
+					       bpf_program__fd(imp[i]->progs.impair_ingress),
+					       bpf_program__fd(imp[i]->progs.impair_egress)), 0);
 	}
-	cr_assert_eq(rp_stream_open(&s, &topo, 20, 8080), 0);
+	if (rp_stream_open(&s, &topo, 20, 8080) && getenv("RP_DEBUG"))
+		dump();
+	cr_assert_eq(s.n, 20, "only %u connections opened", s.n);
 	stream_ms(&s, 500, STEP_MS);
 	crash_sw1(&s);
 	stream_ms(&s, 2000, STEP_MS);
@@ -253,9 +271,13 @@ Test(failover, every_tenth_message_to_the_store_lost_and_still_whole)
 	}
 	rp_test_sleep_ms(PUBLISH_MS);
 	cr_assert_gt(store_link[1]->bss->dropped, 0);
+	cr_assert_gt(imp[1]->bss->duplicated, 0);
+	cr_assert_gt(imp[1]->bss->reordered, 0);
 	cr_assert_gt(rp_topo_agent_stat(&topo, 1, "retransmits"), 0,
 		     "sw2's agent retransmitted lost writes");
 	rp_stream_close(&s);
+	for (int i = 0; i < 2; i++)
+		link_impair__destroy(imp[i]);
 }
 
 Test(failover, the_server_speaks_first_after_the_crash)

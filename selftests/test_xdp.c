@@ -259,6 +259,45 @@ Test(xdp, fin_is_a_write_released_only_by_its_ack)
 	cr_assert_eq(fx_stat(RP_DP_write_req), 1);
 }
 
+Test(xdp, a_migrate_of_our_own_proposal_keeps_the_reverse_key_pending)
+{
+	uint8_t syn[128], msg[2048];
+	struct rp_flow_key fwd;
+	struct rp_msg_view req;
+	struct rp_nat_state st, other;
+	struct rp_dp_flow f;
+	struct fx_out out;
+	size_t syn_len, len;
+
+	syn_len = fx_tcp(syn, fx_mac_int, fx_mac_client, FX_CLIENT, 40007, FX_SERVER, 80, FX_SYN, 0);
+	fx_run(syn, syn_len, fx.ifindex_int, &out);
+	fx_decode_request(&out, &req);
+	st = nat_state(&req);
+	fx_key(&fwd, IPPROTO_TCP, FX_CLIENT, 40007, FX_SERVER, 80);
+
+	/* the request was duplicated: the regrant (MIGRATE) overtakes the GRANT */
+	len = store_msg(msg, FX_STORE, RP_MSG_MIGRATE, &fwd, 0, FX_EPOCH, &st, sizeof(st), syn,
+			syn_len);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	fx_decode_request(&out, &req);
+	cr_assert_eq(req.type, RP_MSG_LEASE_REQ, "the reverse key is still asked for");
+	cr_assert_eq(nat_state(&req).dir, RP_NAT_REV);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert(f.flags & RP_DPF_REV_PENDING);
+
+	/* a MIGRATE of another switch's mapping: its reverse key exists */
+	other = st;
+	other.port = htons(ntohs(st.port) + 1);
+	len = store_msg(msg, FX_STORE, RP_MSG_MIGRATE, &fwd, 0, FX_EPOCH, &other, sizeof(other),
+			syn, syn_len);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_REDIRECT);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.flags, 0);
+	cr_assert_eq(((struct tcphdr *)(out.data + ETH_IP_LEN))->source, other.port,
+		     "translated with the stored mapping");
+}
+
 Test(xdp, a_fin_sent_again_before_its_ack_writes_again)
 {
 	uint8_t fin[128];

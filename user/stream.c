@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +55,9 @@ int rp_stream_open(struct rp_stream *s, struct rp_topo *t, unsigned int n, uint1
 			err = c->cfd;
 			goto out;
 		}
+		/* bounded: a connect that never completes must not hang the caller */
+		setsockopt(c->cfd, SOL_SOCKET, SO_SNDTIMEO,
+			   &(struct timeval){ .tv_sec = 5 }, sizeof(struct timeval));
 		if (connect(c->cfd, (struct sockaddr *)&srv, sizeof(srv)) || !readable(lfd, 5000)) {
 			err = errno ? -errno : -ETIMEDOUT;
 			close(c->cfd);

@@ -78,6 +78,40 @@ int rp_topo_xdp_attach(const char *ns, const char *ifname, int prog_fd)
 	return err;
 }
 
+static int tc_attach(int ifindex, enum bpf_tc_attach_point where, int fd)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd);
+
+	return fd < 0 ? 0 : bpf_tc_attach(&hook, &opts);
+}
+
+int rp_topo_tc_attach(const char *ns, const char *ifname, int ingress_fd, int egress_fd)
+{
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), err;
+
+	if (self < 0)
+		return -errno;
+	err = enter_ns(ns);
+	if (!err) {
+		int ifindex = (int)if_nametoindex(ifname);
+		/* one clsact qdisc holds both directions */
+		DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+				    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+
+		err = bpf_tc_hook_create(&hook);
+		if (err == -EEXIST)
+			err = 0;
+		if (!err)
+			err = tc_attach(ifindex, BPF_TC_INGRESS, ingress_fd);
+		if (!err)
+			err = tc_attach(ifindex, BPF_TC_EGRESS, egress_fd);
+		setns(self, CLONE_NEWNET);
+	}
+	close(self);
+	return err;
+}
+
 bool rp_topo_xdp_attached(const char *ns, const char *ifname)
 {
 	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);

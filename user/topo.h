@@ -95,6 +95,8 @@ int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
 /* XDP in native mode on a namespace's interface (replacing what is there). */
 int rp_topo_xdp_attach(const char *ns, const char *ifname, int prog_fd);
 bool rp_topo_xdp_attached(const char *ns, const char *ifname);
+/* TC programs on a namespace's interface (clsact; -1 leaves a direction alone). */
+int rp_topo_tc_attach(const char *ns, const char *ifname, int ingress_fd, int egress_fd);
 
 /* A socket made in a namespace (it stays there). */
 int rp_topo_socket(const char *ns, int domain, int type);
