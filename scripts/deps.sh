@@ -8,7 +8,7 @@ PKGS=(
 	make gcc clang llvm pkg-config
 	libbpf-dev bpftool libxdp-dev libelf-dev zlib1g-dev linux-libc-dev
 	libcriterion-dev
-	iproute2 procps ethtool
+	iproute2 procps ethtool nftables
 )
 
 missing=()

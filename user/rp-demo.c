@@ -157,8 +157,8 @@ static void verdict(struct demo *d, struct rp_stream *s, bool expect_survive)
 			    c->error > 0 ? strerror(c->error) : "closed by the far end");
 	}
 	if (ok == s->n && intact) {
-		printf("  VERDICT: %u/%u connections survived, every byte intact and in order, "
-		       "longest stall %.0f ms\n", ok, s->n, stall);
+		printf("  VERDICT: %u/%u connections survived, every byte intact and in order; "
+		       "recovery (longest stall) %.0f ms\n", ok, s->n, stall);
 	} else {
 		printf("  VERDICT: %u/%u connections survived%s\n", ok, s->n,
 		       intact ? "" : ", bytes missing");
