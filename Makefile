@@ -27,7 +27,7 @@ Q := @
 msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
 endif
 
-LIB_SRCS := lib/addr.c lib/codec.c lib/log.c lib/steer.c
+LIB_SRCS := lib/addr.c lib/codec.c lib/log.c lib/parse.c lib/steer.c
 STORE_LIB_SRCS := store/flow_table.c store/lease.c store/session.c store/shard.c store/stats.c
 STORE_SRCS := $(STORE_LIB_SRCS) store/main.c
 

@@ -161,6 +161,26 @@ static __always_inline int nat_write(struct xdp_md *ctx, struct rp_scratch *sc,
 	return nat_request(ctx, sc, RP_MSG_WRITE, key, st, f->seq, f->store, f->epoch);
 }
 
+/*
+ * The flow's mapping onto the packet (the source on the way out, the
+ * destination on the way in); a FIN or RST then writes, the rest reads.
+ */
+static __always_inline int nat_apply(struct xdp_md *ctx, struct rp_scratch *sc,
+				     struct ethhdr *eth, struct iphdr *ip, void *l4,
+				     const struct rp_flow_key *key, struct rp_dp_flow *f, bool src)
+{
+	struct rp_nat_state *st = (struct rp_nat_state *)f->state;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u8 bits;
+
+	nat_rewrite(ip, l4, data_end, src, st->addr, st->port);
+	bits = nat_closing_bits(ip, l4, data_end);
+	if (nat_must_write(f, bits))
+		return nat_write(ctx, sc, key, f, bits);
+	rp_stat(RP_DP_fast_path);
+	return rp_forward(ctx, eth, ip, sc->vlan);
+}
+
 static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *sc,
 					struct ethhdr *eth, struct iphdr *ip, void *l4,
 					__be16 sport, __be16 dport)
@@ -168,7 +188,6 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 	struct rp_flow_key fwd, rev;
 	struct rp_dp_flow *f, *r;
 	struct rp_nat_state *st, *rst;
-	__u8 bits;
 
 	rp_key_v4(&fwd, ip->protocol, ip->saddr, sport, ip->daddr, dport);
 	f = bpf_map_lookup_elem(&flows, &fwd);
@@ -219,12 +238,7 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 		f->flags &= ~RP_DPF_REV_PENDING;
 	}
 
-	nat_rewrite(ip, l4, (void *)(long)ctx->data_end, true, st->addr, st->port);
-	bits = nat_closing_bits(ip, l4, (void *)(long)ctx->data_end);
-	if (nat_must_write(f, bits))
-		return nat_write(ctx, sc, &fwd, f, bits);
-	rp_stat(RP_DP_fast_path);
-	return rp_forward(ctx, eth, ip, sc->vlan);
+	return nat_apply(ctx, sc, eth, ip, l4, &fwd, f, true);
 }
 
 static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc,
@@ -234,7 +248,6 @@ static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc
 	struct rp_flow_key rev;
 	struct rp_dp_flow *r;
 	struct rp_nat_state *st;
-	__u8 bits;
 
 	rp_key_v4(&rev, ip->protocol, ip->saddr, sport, ip->daddr, dport);
 	r = bpf_map_lookup_elem(&flows, &rev);
@@ -252,22 +265,29 @@ static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc
 		rp_stat(RP_DP_nat_no_mapping);
 		return XDP_DROP;
 	}
-	nat_rewrite(ip, l4, (void *)(long)ctx->data_end, false, st->addr, st->port);
-	bits = nat_closing_bits(ip, l4, (void *)(long)ctx->data_end);
-	if (nat_must_write(r, bits))
-		return nat_write(ctx, sc, &rev, r, bits);
-	rp_stat(RP_DP_fast_path);
-	return rp_forward(ctx, eth, ip, sc->vlan);
+	return nat_apply(ctx, sc, eth, ip, l4, &rev, r, false);
 }
 
 #else /* RP_NO_REPLICATION: the same NAT, state kept only here */
+
+static __always_inline int nat_apply(struct xdp_md *ctx, struct rp_scratch *sc,
+				     struct ethhdr *eth, struct iphdr *ip, void *l4,
+				     struct rp_dp_flow *f, bool src)
+{
+	struct rp_nat_state *st = (struct rp_nat_state *)f->state;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	nat_rewrite(ip, l4, data_end, src, st->addr, st->port);
+	st->closing |= nat_closing_bits(ip, l4, data_end);
+	rp_stat(RP_DP_fast_path);
+	return rp_forward(ctx, eth, ip, sc->vlan);
+}
 
 static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *sc,
 					struct ethhdr *eth, struct iphdr *ip, void *l4,
 					__be16 sport, __be16 dport)
 {
 	struct rp_flow_key fwd, rev;
-	struct rp_nat_state *st;
 	struct rp_dp_flow *f;
 
 	rp_key_v4(&fwd, ip->protocol, ip->saddr, sport, ip->daddr, dport);
@@ -290,11 +310,7 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 		if (!f)
 			return XDP_DROP;
 	}
-	st = (struct rp_nat_state *)f->state;
-	nat_rewrite(ip, l4, (void *)(long)ctx->data_end, true, st->addr, st->port);
-	st->closing |= nat_closing_bits(ip, l4, (void *)(long)ctx->data_end);
-	rp_stat(RP_DP_fast_path);
-	return rp_forward(ctx, eth, ip, sc->vlan);
+	return nat_apply(ctx, sc, eth, ip, l4, f, true);
 }
 
 static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc,
@@ -302,7 +318,6 @@ static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc
 				       __be16 sport, __be16 dport)
 {
 	struct rp_flow_key rev;
-	struct rp_nat_state *st;
 	struct rp_dp_flow *r;
 
 	rp_key_v4(&rev, ip->protocol, ip->saddr, sport, ip->daddr, dport);
@@ -311,11 +326,7 @@ static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc
 		rp_stat(RP_DP_nat_no_mapping);
 		return XDP_DROP;
 	}
-	st = (struct rp_nat_state *)r->state;
-	nat_rewrite(ip, l4, (void *)(long)ctx->data_end, false, st->addr, st->port);
-	st->closing |= nat_closing_bits(ip, l4, (void *)(long)ctx->data_end);
-	rp_stat(RP_DP_fast_path);
-	return rp_forward(ctx, eth, ip, sc->vlan);
+	return nat_apply(ctx, sc, eth, ip, l4, r, false);
 }
 
 #endif /* RP_NO_REPLICATION */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "redplane/log.h"
+#include "redplane/parse.h"
 #include "redplane/steer.h"
 #include "store.h"
 
@@ -56,23 +57,6 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
-		      uint32_t *out)
-{
-	unsigned long v;
-	char *end;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (!*s || *s == '-' || *end || errno || v < min || v > max) {
-		pr_warn("rp-store: invalid %s '%s': expected an integer from %lu to %lu\n", opt, s,
-			min, max);
-		return -EINVAL;
-	}
-	*out = (uint32_t)v;
-	return 0;
-}
-
 /* Returns 0 to run, 1 to exit successfully (help, version), -EINVAL. */
 static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 {
@@ -98,24 +82,27 @@ static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 			have_listen = true;
 			break;
 		case 's':
-			if (parse_uint("--shards", optarg, 1, RP_SHARDS_MAX, &v))
+			if (rp_parse_u32("rp-store", "--shards", optarg, 1, RP_SHARDS_MAX, &v))
 				return -EINVAL;
 			cfg->shards = v;
 			break;
 		case 'L':
-			if (parse_uint("--lease-ms", optarg, 10, 60000, &cfg->lease_ms))
+			if (rp_parse_u32("rp-store", "--lease-ms", optarg,
+					 10, 60000, &cfg->lease_ms))
 				return -EINVAL;
 			break;
 		case 'm':
-			if (parse_uint("--max-flows", optarg, 1, 1u << 30, &cfg->max_flows))
+			if (rp_parse_u32("rp-store", "--max-flows", optarg,
+					 1, 1u << 30, &cfg->max_flows))
 				return -EINVAL;
 			break;
 		case 'q':
-			if (parse_uint("--wait-queue", optarg, 1, 65535, &cfg->wait_queue))
+			if (rp_parse_u32("rp-store", "--wait-queue", optarg,
+					 1, 65535, &cfg->wait_queue))
 				return -EINVAL;
 			break;
 		case 'w':
-			if (parse_uint("--wait-ms", optarg, 1, 600000, &cfg->wait_ms))
+			if (rp_parse_u32("rp-store", "--wait-ms", optarg, 1, 600000, &cfg->wait_ms))
 				return -EINVAL;
 			have_wait = true;
 			break;

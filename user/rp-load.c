@@ -30,6 +30,7 @@
 #include "agent.h"
 #include "redplane/codec.h"
 #include "redplane/log.h"
+#include "redplane/parse.h"
 #include "redplane.skel.h"
 
 #ifndef BPF_FS_MAGIC
@@ -74,22 +75,6 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, ap);
 }
 
-static int parse_u32(const char *opt, const char *s, unsigned long lo, unsigned long hi,
-		     uint32_t *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (!*s || *s == '-' || *end || errno || v < lo || v > hi) {
-		pr_warn("rp-load: invalid %s '%s': expected %lu to %lu\n", opt, s, lo, hi);
-		return -EINVAL;
-	}
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int parse_stores(struct rp_load_cfg *cfg, const char *list)
 {
 	char buf[512], *save = NULL, *tok;
@@ -123,7 +108,8 @@ static int parse_prefix(const char *s, struct in_addr *net, struct in_addr *mask
 	if (!slash)
 		return -EINVAL;
 	*slash = '\0';
-	if (inet_pton(AF_INET, buf, net) != 1 || parse_u32("--nat-int", slash + 1, 0, 32, &len))
+	if (inet_pton(AF_INET, buf, net) != 1 ||
+	    rp_parse_u32("rp-load", "--nat-int", slash + 1, 0, 32, &len))
 		return -EINVAL;
 	mask->s_addr = len ? htonl(~0u << (32 - len)) : 0;
 	net->s_addr &= mask->s_addr;
@@ -176,7 +162,7 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 				return -EINVAL;
 			break;
 		case 'i':
-			if (parse_u32("--switch-id", optarg, 1, 65535, &v))
+			if (rp_parse_u32("rp-load", "--switch-id", optarg, 1, 65535, &v))
 				return -EINVAL;
 			cfg->switch_id = (uint16_t)v;
 			break;
@@ -203,28 +189,31 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 			cfg->nat_port_hi = (uint16_t)hi;
 			break;
 		case OPT_NAT_SWITCHES:
-			if (parse_u32("--nat-switches", optarg, 1, 4096, &v))
+			if (rp_parse_u32("rp-load", "--nat-switches", optarg, 1, 4096, &v))
 				return -EINVAL;
 			cfg->nat_switches = (uint16_t)v;
 			break;
 		case 'L':
-			if (parse_u32("--lease-ms", optarg, 10, 60000, &cfg->lease_ms))
+			if (rp_parse_u32("rp-load", "--lease-ms", optarg,
+					 10, 60000, &cfg->lease_ms))
 				return -EINVAL;
 			break;
 		case 'r':
-			if (parse_u32("--rto-us", optarg, 100, 10000000, &cfg->rto_us))
+			if (rp_parse_u32("rp-load", "--rto-us", optarg,
+					 100, 10000000, &cfg->rto_us))
 				return -EINVAL;
 			break;
 		case 't':
-			if (parse_u32("--max-tries", optarg, 0, 100, &cfg->max_tries))
+			if (rp_parse_u32("rp-load", "--max-tries", optarg, 0, 100, &cfg->max_tries))
 				return -EINVAL;
 			break;
 		case 'm':
-			if (parse_u32("--max-flows", optarg, 16, 1u << 26, &cfg->max_flows))
+			if (rp_parse_u32("rp-load", "--max-flows", optarg,
+					 16, 1u << 26, &cfg->max_flows))
 				return -EINVAL;
 			break;
 		case 'p':
-			if (parse_u32("--port", optarg, 1, 65535, &v))
+			if (rp_parse_u32("rp-load", "--port", optarg, 1, 65535, &v))
 				return -EINVAL;
 			cfg->port = (uint16_t)v;
 			break;
