@@ -145,7 +145,11 @@ static void reroute(struct demo *d, struct rp_stream *s)
 
 static void verdict(struct demo *d, struct rp_stream *s, bool expect_survive)
 {
-	bool intact = rp_stream_drain(s, 3000);
+	bool intact;
+
+	if (stop)
+		return;	/* interrupted: no verdict on half a scene */
+	intact = rp_stream_drain(s, 3000);
 	unsigned int ok = rp_stream_healthy(s);
 	double stall = (double)rp_stream_max_gap_ns(s) / 1e6;
 
@@ -215,7 +219,7 @@ static int scene_reroute(struct demo *d)
 	say(d, "%u TCP connections streaming through sw1", d->conns);
 	stream_for(d, &s, 2500, 1000, reroute, true);
 	overlaps = rp_topo_lease_overlaps(&d->topo, 0, 1, &handed, &gap);
-	say(d, "sw1 gave %lld leases up on revoke; sw2 took them over", 
+	say(d, "sw1 gave %lld leases up on revoke; sw2 took them over",
 	    rp_topo_dp_stat(&d->topo, 0, "revoke"));
 	if (overlaps == 0 && handed)
 		say(d, "never processed by both: %u flows handed over, the closest handover "
