@@ -97,9 +97,10 @@ static __always_inline __u8 nat_closing_bits(struct iphdr *ip, void *l4, void *d
 static __always_inline int nat_request(struct xdp_md *ctx, struct rp_scratch *sc, __u8 type,
 				       const struct rp_flow_key *key,
 				       const struct rp_nat_state *state, __u32 seq, __u16 store,
-				       __u32 epoch)
+				       __u32 epoch, __u16 gen)
 {
 	sc->type = type;
+	sc->gen = gen;
 	sc->key = *key;
 	sc->store = store;
 	sc->seq = seq;
@@ -133,7 +134,7 @@ static __always_inline int nat_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 		rp_stat(RP_DP_drop_no_session);
 		return XDP_DROP;
 	}
-	return nat_request(ctx, sc, RP_MSG_LEASE_REQ, key, proposal, 0, store, sess->epoch);
+	return nat_request(ctx, sc, RP_MSG_LEASE_REQ, key, proposal, 0, store, sess->epoch, 0);
 }
 
 /*
@@ -158,7 +159,7 @@ static __always_inline int nat_write(struct xdp_md *ctx, struct rp_scratch *sc,
 
 	st->closing |= bits;
 	f->seq++;
-	return nat_request(ctx, sc, RP_MSG_WRITE, key, st, f->seq, f->store, f->epoch);
+	return nat_request(ctx, sc, RP_MSG_WRITE, key, st, f->seq, f->store, f->epoch, f->gen);
 }
 
 /*

@@ -187,7 +187,7 @@ int rp_emit(struct xdp_md *ctx)
 	msg->hdr.epoch = bpf_htonl(sc->epoch);
 	msg->hdr.lease_ms = 0;
 	msg->hdr.pkt_len = bpf_htons((__u16)pkt_len);
-	msg->hdr.reserved = 0;
+	msg->hdr.gen = bpf_htons(sc->gen);
 	__builtin_memcpy(&msg->key, &sc->key, sizeof(msg->key));
 	__builtin_memcpy(msg->state, sc->state, RP_STATE_MAX);
 
@@ -204,6 +204,7 @@ int rp_emit(struct xdp_md *ctx)
 			rec->ifindex = fib.ifindex;
 			rec->seq = sc->seq;
 			rec->epoch = sc->epoch;
+			rec->gen = sc->gen;
 			__builtin_memcpy(&rec->key, &sc->key, sizeof(rec->key));
 			if (bpf_xdp_load_bytes(ctx, 0, rec->frame, len) == 0) {
 				/*
@@ -301,7 +302,7 @@ static __always_inline bool rp_msg_ok(const struct rp_msg *msg, __u32 tail)
 {
 	__u8 type = msg->hdr.type;
 
-	if (msg->hdr.version != RP_VERSION || msg->hdr.reserved ||
+	if (msg->hdr.version != RP_VERSION ||
 	    msg->hdr.switch_id != bpf_htons(cfg_switch_id) ||
 	    msg->hdr.state_len > RP_STATE_MAX || (msg->hdr.flags & ~RP_F_ALL) ||
 	    bpf_ntohs(msg->hdr.pkt_len) != tail || tail > RP_PKT_MAX ||
@@ -337,6 +338,7 @@ static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __
 	struct rp_flow_key key;
 	struct rp_dp_flow *old;
 	bool has_pkt;
+	__u16 gen;
 
 	if (!sess || !sc || bpf_ntohl(msg->hdr.epoch) != sess->epoch) {
 		rp_stat(RP_DP_drop_stale_grant);
@@ -344,11 +346,28 @@ static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __
 	}
 	__builtin_memcpy(&key, &msg->key, sizeof(key));
 	old = bpf_map_lookup_elem(&flows, &key);
+	gen = bpf_ntohs(msg->hdr.gen);
+	if (old && old->gone_epoch == sess->epoch && old->gen == gen) {
+		/* a grant of the holding this switch gave up, arriving late */
+		rp_stat(RP_DP_drop_stale_grant);
+		return XDP_DROP;
+	}
+	if (old && old->epoch == sess->epoch && old->gen == gen) {
+		/*
+		 * The holding this switch has (the answer to a duplicated or
+		 * repeated request): its local state and sequence numbers are
+		 * newer than the store's, and stay.
+		 */
+		rp_stat(RP_DP_regrant);
+		goto process;
+	}
 	__builtin_memcpy(sc->flow.state, msg->state, RP_STATE_MAX);
 	sc->flow.state_len = msg->hdr.state_len;
 	sc->flow.epoch = sess->epoch;
 	sc->flow.seq = bpf_ntohl(msg->hdr.seq);
 	sc->flow.acked = sc->flow.seq;
+	sc->flow.gen = gen;
+	sc->flow.gone_epoch = 0;
 	sc->flow.store = store;
 	sc->flow.since_ns = bpf_ktime_get_ns();
 	sc->flow.until_ns = 0;
@@ -366,7 +385,7 @@ static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __
 		return XDP_DROP;
 	}
 	rp_stat(msg->hdr.type == RP_MSG_GRANT ? RP_DP_grant : RP_DP_migrate);
-
+process:
 	has_pkt = msg->hdr.flags & RP_F_PKT;
 	if (!has_pkt)
 		return XDP_DROP;	/* consumed */
@@ -386,7 +405,8 @@ static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 
 	__builtin_memcpy(&key, &msg->key, sizeof(key));
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch)) {
+	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch) ||
+	    f->gen != bpf_ntohs(msg->hdr.gen)) {
 		rp_stat(RP_DP_drop_ack_not_owner);
 		return XDP_DROP;
 	}
@@ -402,7 +422,10 @@ static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 	return rp_release(ctx);
 }
 
-/* Marks the flow's lease as given up when it is the one the store names. */
+/*
+ * Marks the flow's lease as given up when it is the holding the store names
+ * (epoch and generation): a message about an earlier holding changes nothing.
+ */
 static __always_inline bool rp_drop_lease(struct rp_msg *msg)
 {
 	struct rp_flow_key key;
@@ -410,8 +433,10 @@ static __always_inline bool rp_drop_lease(struct rp_msg *msg)
 
 	__builtin_memcpy(&key, &msg->key, sizeof(key));
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch))
+	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch) ||
+	    f->gen != bpf_ntohs(msg->hdr.gen))
 		return false;
+	f->gone_epoch = f->epoch;
 	f->epoch = 0;	/* kept as a hint of the state: the next packet asks again */
 	f->until_ns = bpf_ktime_get_ns();
 	return true;
@@ -468,7 +493,13 @@ int rp_store_rx(struct xdp_md *ctx)
 		return rp_on_ack(ctx, msg);
 	case RP_MSG_REJECT:
 		rp_stat(RP_DP_reject);
-		if (msg->hdr.reason == RP_REJ_NOT_OWNER && rp_drop_lease(msg))
+		/*
+		 * Not the owner, or out of step with the store's sequence
+		 * numbers: give the lease up; the next packet asks again and
+		 * the grant brings the store's state and seq.
+		 */
+		if ((msg->hdr.reason == RP_REJ_NOT_OWNER || msg->hdr.reason == RP_REJ_STALE) &&
+		    rp_drop_lease(msg))
 			rp_stat(RP_DP_reject_lost_lease);
 		return XDP_DROP;	/* the echoed packet is never released */
 	case RP_MSG_REVOKE:

@@ -79,6 +79,7 @@ struct rp_scratch {
 	__u8 flags;		/* RP_F_STATE when state goes along */
 	__u8 state_len;
 	__u16 store;
+	__u16 gen;
 	__u32 seq;
 	__u32 epoch;
 	struct rp_flow_key key;

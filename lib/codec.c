@@ -43,7 +43,7 @@ static const char *const decode_err_names[__RP_E_MAX] = {
 	[RP_E_LEN] = "bad_len",
 	[RP_E_KEY] = "bad_key",
 	[RP_E_SWITCH] = "bad_switch",
-	[RP_E_RESERVED] = "bad_reserved",
+	[RP_E_REASON] = "bad_reason",
 	[RP_E_DIRECTION] = "bad_direction",
 };
 
@@ -130,13 +130,11 @@ int rp_msg_decode(const void *buf, size_t len, struct rp_msg_view *v)
 		return -RP_E_TYPE;
 	if (m->hdr.flags & ~RP_F_ALL)
 		return -RP_E_FLAGS;
-	if (m->hdr.reserved)
-		return -RP_E_RESERVED;
 	if (m->hdr.type == RP_MSG_REJECT) {
 		if (m->hdr.reason == RP_REJ_NONE || m->hdr.reason >= __RP_REJ_MAX)
-			return -RP_E_RESERVED;
+			return -RP_E_REASON;
 	} else if (m->hdr.reason) {
-		return -RP_E_RESERVED;
+		return -RP_E_REASON;
 	}
 	if (!m->hdr.switch_id)
 		return -RP_E_SWITCH;
@@ -182,6 +180,7 @@ int rp_msg_decode(const void *buf, size_t len, struct rp_msg_view *v)
 	v->epoch = ntohl(m->hdr.epoch);
 	v->lease_ms = ntohl(m->hdr.lease_ms);
 	v->pkt_len = pkt_len;
+	v->gen = ntohs(m->hdr.gen);
 	memcpy(&v->key, &m->key, sizeof(v->key));
 	v->state = m->state;
 	v->pkt = (const uint8_t *)buf + RP_MSG_LEN;
@@ -212,6 +211,7 @@ int rp_msg_encode(void *buf, size_t cap, const struct rp_msg_view *v)
 	m->hdr.epoch = htonl(v->epoch);
 	m->hdr.lease_ms = htonl(v->lease_ms);
 	m->hdr.pkt_len = htons(v->pkt_len);
+	m->hdr.gen = htons(v->gen);
 	m->key = v->key;
 	if (v->state_len)
 		memcpy(m->state, v->state, v->state_len);

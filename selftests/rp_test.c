@@ -24,6 +24,11 @@ void rp_test_key(struct rp_flow_key *k, uint32_t n)
 		  htonl(0xc0000201u), htons(80));
 }
 
+uint32_t rp_test_flow_of(const struct rp_flow_key *k)
+{
+	return ntohl(k->saddr.v4) & 0xffffff;
+}
+
 struct rp_msg_view rp_test_msg(uint8_t type, uint16_t sid, uint32_t flow, uint32_t epoch)
 {
 	struct rp_msg_view v = {
@@ -125,6 +130,10 @@ int rp_test_recv(struct rp_test_switch *sw, struct rp_msg_view *v, int timeout_m
 	err = rp_msg_decode(sw->rx, (size_t)n, v);
 	cr_assert_eq(err, 0, "store sent a message that does not decode: %s",
 		     rp_decode_err_name((unsigned int)-err));
+	/* writes and revoke-acks name the holding: remember its generation */
+	if ((v->type == RP_MSG_GRANT || v->type == RP_MSG_MIGRATE) &&
+	    rp_test_flow_of(&v->key) < RP_TEST_FLOWS)
+		sw->gen[rp_test_flow_of(&v->key)] = v->gen;
 	return 0;
 }
 

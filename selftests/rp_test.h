@@ -10,8 +10,11 @@
 #include "redplane/addr.h"
 #include "redplane/codec.h"
 
-/* A distinct IPv4 TCP key for each n. */
+/* A distinct IPv4 TCP key for each n, and n back from it. */
 void rp_test_key(struct rp_flow_key *k, uint32_t n);
+uint32_t rp_test_flow_of(const struct rp_flow_key *k);
+
+#define RP_TEST_FLOWS	4096	/* flows whose lease generation a test switch tracks */
 
 /* A message of `type` from switch `sid` about flow n of the NAT app. */
 struct rp_msg_view rp_test_msg(uint8_t type, uint16_t sid, uint32_t flow, uint32_t epoch);
@@ -29,6 +32,7 @@ struct rp_test_switch {
 	uint16_t id;
 	uint32_t epoch;
 	uint32_t nonce;
+	uint16_t gen[RP_TEST_FLOWS];	/* from the last GRANT/MIGRATE of each flow */
 	struct rp_sockaddr store;
 	uint8_t rx[4096];
 };

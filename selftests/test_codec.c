@@ -18,6 +18,7 @@ static struct rp_msg_view full_msg(uint8_t type)
 
 	v.seq = 0xfffffffe;
 	v.lease_ms = 150;
+	v.gen = 0xbeef;
 	if (type == RP_MSG_HEARTBEAT || type == RP_MSG_HEARTBEAT_ACK)
 		return v;
 	v.flags = RP_F_STATE | RP_F_PKT;
@@ -47,6 +48,7 @@ Test(codec, round_trip_every_type)
 		cr_assert_eq(out.seq, 0xfffffffe);
 		cr_assert_eq(out.epoch, 0xdeadbeef);
 		cr_assert_eq(out.lease_ms, 150);
+		cr_assert_eq(out.gen, 0xbeef);
 		cr_assert_eq(out.state_len, in.state_len);
 		cr_assert_eq(out.pkt_len, in.pkt_len);
 		cr_assert(rp_key_eq(&out.key, &in.key));
@@ -138,7 +140,6 @@ static void m_pkt_flag_no_pkt(uint8_t *b, size_t *len)
 static void m_hb_flags(uint8_t *b, size_t *len) { (void)len; HDR(b)->flags = RP_F_STATE; }
 static void m_state_len(uint8_t *b, size_t *len) { (void)len; HDR(b)->state_len = RP_STATE_MAX + 1; }
 static void m_switch0(uint8_t *b, size_t *len) { (void)len; HDR(b)->switch_id = 0; }
-static void m_reserved(uint8_t *b, size_t *len) { (void)len; HDR(b)->reserved = htons(1); }
 static void m_reason(uint8_t *b, size_t *len) { (void)len; HDR(b)->reason = RP_REJ_BUSY; }
 static void m_reason0(uint8_t *b, size_t *len) { (void)len; HDR(b)->reason = 0; }
 static void m_reason_high(uint8_t *b, size_t *len) { (void)len; HDR(b)->reason = __RP_REJ_MAX; }
@@ -173,10 +174,9 @@ static const struct malformed cases[] = {
 	{ "state_len too long", RP_MSG_WRITE, m_state_len, RP_E_LEN },
 	{ "switch id 0", RP_MSG_WRITE, m_switch0, RP_E_SWITCH },
 	{ "switch id 0 heartbeat", RP_MSG_HEARTBEAT, m_switch0, RP_E_SWITCH },
-	{ "reserved set", RP_MSG_LEASE_REQ, m_reserved, RP_E_RESERVED },
-	{ "reason outside reject", RP_MSG_ACK, m_reason, RP_E_RESERVED },
-	{ "reject without reason", RP_MSG_REJECT, m_reason0, RP_E_RESERVED },
-	{ "unknown reason", RP_MSG_REJECT, m_reason_high, RP_E_RESERVED },
+	{ "reason outside reject", RP_MSG_ACK, m_reason, RP_E_REASON },
+	{ "reject without reason", RP_MSG_REJECT, m_reason0, RP_E_REASON },
+	{ "unknown reason", RP_MSG_REJECT, m_reason_high, RP_E_REASON },
 	{ "bad family", RP_MSG_LEASE_REQ, m_family, RP_E_KEY },
 	{ "key padding", RP_MSG_WRITE, m_pad, RP_E_KEY },
 	{ "bytes after an IPv4 address", RP_MSG_WRITE, m_v4_tail, RP_E_KEY },

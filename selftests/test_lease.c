@@ -73,6 +73,8 @@ static struct rp_msg_view out(unsigned int i, uint16_t *to_id)
 	return v;
 }
 
+static uint16_t gens[8][128];	/* [switch][flow]: generation of its last grant */
+
 /* The only output, which must be `type` to switch `to`. */
 static struct rp_msg_view expect_one(uint8_t type, uint16_t to)
 {
@@ -85,6 +87,8 @@ static struct rp_msg_view expect_one(uint8_t type, uint16_t to)
 	cr_assert_eq(v.type, type, "got %s (%s), expected %s", rp_msg_type_name(v.type),
 		     rp_reject_name(v.reason), rp_msg_type_name(type));
 	cr_assert_eq(dest, to, "%s went to switch %u, not %u", rp_msg_type_name(type), dest, to);
+	if (type == RP_MSG_GRANT || type == RP_MSG_MIGRATE)
+		gens[to][rp_test_flow_of(&v.key)] = v.gen;
 	s->nout = 0;
 	return v;
 }
@@ -128,6 +132,7 @@ static void write_state(uint16_t id, uint32_t epoch, uint32_t flow, uint32_t seq
 	struct rp_msg_view v = rp_test_msg(RP_MSG_WRITE, id, flow, epoch);
 
 	v.seq = seq;
+	v.gen = gens[id][flow];
 	rp_test_set_state(&v, state);
 	rp_test_set_pkt(&v, pkt_a, sizeof(pkt_a));
 	deliver(&v, now_ms);
@@ -284,6 +289,7 @@ Test(lease, live_owner_is_revoked_and_the_request_granted_on_its_ack)
 	expect_one(RP_MSG_ACK, 1);
 
 	ack = rp_test_msg(RP_MSG_REVOKE_ACK, 1, 7, e1);
+	ack.gen = gens[1][7];
 	deliver(&ack, T0 + 4);
 	v = expect_one(RP_MSG_MIGRATE, 2);
 	expect_state(&v, "v2", 2);
@@ -300,6 +306,69 @@ Test(lease, live_owner_is_revoked_and_the_request_granted_on_its_ack)
 	cr_assert_eq(s->stats.revoke_ack_stale, 1);
 	write_state(2, e2, 7, 3, "v3", T0 + 7);
 	expect_one(RP_MSG_ACK, 2);
+}
+
+Test(lease, messages_of_an_earlier_holding_never_pass_for_the_current_one)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	struct rp_msg_view v, ack;
+	uint16_t first;
+
+	lease_req(1, e1, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	first = gens[1][7];
+	write_state(1, e1, 7, 1, "v1", T0);	/* a write of the first holding... */
+
+	/* the flow goes to switch 2 and back to switch 1, same epochs */
+	expect_one(RP_MSG_ACK, 1);
+	lease_req(2, e2, 7, NULL, pkt_b, T0 + 1);
+	expect_one(RP_MSG_REVOKE, 1);
+	ack = rp_test_msg(RP_MSG_REVOKE_ACK, 1, 7, e1);
+	ack.gen = first;
+	deliver(&ack, T0 + 2);
+	expect_one(RP_MSG_MIGRATE, 2);
+	lease_req(1, e1, 7, NULL, pkt_a, T0 + 3);
+	expect_one(RP_MSG_REVOKE, 2);
+	ack = rp_test_msg(RP_MSG_REVOKE_ACK, 2, 7, e2);
+	ack.gen = gens[2][7];
+	deliver(&ack, T0 + 4);
+	expect_one(RP_MSG_MIGRATE, 1);
+	cr_assert_neq(gens[1][7], first, "a new holding, a new generation");
+
+	/* ...resent now, and a late second ack of the first revoke: both refused */
+	v = rp_test_msg(RP_MSG_WRITE, 1, 7, e1);
+	v.seq = 2;
+	v.gen = first;
+	rp_test_set_state(&v, "from before");
+	deliver(&v, T0 + 5);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_NOT_OWNER);
+	ack = rp_test_msg(RP_MSG_REVOKE_ACK, 1, 7, e1);
+	ack.gen = first;
+	deliver(&ack, T0 + 6);
+	expect_none();
+	cr_assert_eq(s->stats.revoke_ack_stale, 1);
+	/* switch 1 still holds it: its current writes commit */
+	write_state(1, e1, 7, 2, "v2", T0 + 7);
+	expect_one(RP_MSG_ACK, 1);
+}
+
+Test(lease, a_seq_written_twice_with_two_states_is_refused)
+{
+	uint32_t e = heartbeat(1, T0);
+	struct rp_msg_view v;
+
+	lease_req(1, e, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	write_state(1, e, 7, 1, "v1", T0);
+	expect_one(RP_MSG_ACK, 1);
+	write_state(1, e, 7, 1, "v1 but other", T0);
+	v = expect_one(RP_MSG_REJECT, 1);
+	cr_assert_eq(v.reason, RP_REJ_STALE, "the switch is out of step: it must re-sync");
+	cr_assert_eq(v.seq, 1);
+	cr_assert_eq(s->stats.write_conflict, 1);
+	lease_req(1, e, 7, NULL, NULL, T0);
+	v = expect_one(RP_MSG_MIGRATE, 1);
+	expect_state(&v, "v1", 1);
 }
 
 Test(lease, waiting_request_is_granted_when_the_owner_lapses)
@@ -502,6 +571,7 @@ Test(lease, snapshot_and_final_state_on_revoke_ack)
 
 	lease_req(1, e1, 9, "count=0", NULL, T0);
 	expect_one(RP_MSG_GRANT, 1);
+	v.gen = gens[1][9];
 	v.seq = 5;
 	rp_test_set_state(&v, "count=50");
 	deliver(&v, T0 + 1);
@@ -514,6 +584,7 @@ Test(lease, snapshot_and_final_state_on_revoke_ack)
 	lease_req(2, e2, 9, NULL, NULL, T0 + 2);
 	expect_one(RP_MSG_REVOKE, 1);
 	v = rp_test_msg(RP_MSG_REVOKE_ACK, 1, 9, e1);
+	v.gen = gens[1][9];
 	v.seq = 6;
 	rp_test_set_state(&v, "count=57");
 	deliver(&v, T0 + 3);

@@ -87,6 +87,7 @@ static void write_seq(struct rp_test_switch *sw, uint32_t flow, uint32_t seq)
 
 	snprintf(state, sizeof(state), "state-%u", seq);
 	v.seq = seq;
+	v.gen = sw->gen[flow];
 	rp_test_set_state(&v, state);
 	rp_test_set_pkt(&v, pkt.bytes, sizeof(pkt.bytes));
 	rp_test_send(sw, &v);
@@ -328,6 +329,8 @@ Test(store, takeover_through_revoke)
 	cr_assert_eq(v.switch_id, 1);
 	cr_assert_eq(v.epoch, sw1.epoch);
 	ack = rp_test_msg(RP_MSG_REVOKE_ACK, 1, 6, sw1.epoch);
+	ack.gen = v.gen;	/* the ack names the holding the revoke named */
+	cr_assert_eq(v.gen, sw1.gen[6]);
 	cr_assert(rp_key_eq(&v.key, &ack.key), "the revoke names the flow");
 
 	rp_test_send(&sw1, &ack);
@@ -397,7 +400,7 @@ Test(store, ten_thousand_bad_datagrams_leave_it_running_with_state_intact)
 	static const char *const drops[] = {
 		"drop_truncated", "drop_oversized", "drop_bad_version", "drop_bad_type",
 		"drop_bad_app", "drop_bad_flags", "drop_bad_len", "drop_bad_key",
-		"drop_bad_switch", "drop_bad_reserved", "drop_bad_direction",
+		"drop_bad_switch", "drop_bad_reason", "drop_bad_direction",
 	};
 
 	rp_test_heartbeat(&sw1);
@@ -465,6 +468,7 @@ Test(store_sharded, two_shards_serve_every_flow_on_its_own_shard)
 	struct rp_msg_view ack = rp_test_msg(RP_MSG_REVOKE_ACK, 1, 0, sw1.epoch);
 
 	ack.key = v.key;
+	ack.gen = v.gen;
 	rp_test_send(&sw1, &ack);
 	rp_test_expect(&sw2, RP_MSG_MIGRATE, &v, 2000);
 	expect_state(&v, "state-1", 1);

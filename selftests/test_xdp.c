@@ -89,6 +89,14 @@ static size_t store_msg(uint8_t *buf, uint32_t from, uint8_t type, const struct 
 	return fx_store_msg(buf, from, &v);
 }
 
+/* The lease generation of a store message built by store_msg(). */
+static void set_gen(uint8_t *frame, uint16_t gen)
+{
+	struct rp_hdr *h = (struct rp_hdr *)(frame + ETH_IP_LEN + sizeof(struct udphdr));
+
+	h->gen = htons(gen);
+}
+
 /* Installs a held lease on both keys of a client->server connection. */
 static void hold_mapping(uint8_t proto, uint16_t cport, uint16_t ext_port)
 {
@@ -285,11 +293,12 @@ Test(xdp, a_migrate_of_our_own_proposal_keeps_the_reverse_key_pending)
 	cr_assert(fx_flow(&fwd, &f));
 	cr_assert(f.flags & RP_DPF_REV_PENDING);
 
-	/* a MIGRATE of another switch's mapping: its reverse key exists */
+	/* a MIGRATE of another switch's mapping (a new holding): its reverse key exists */
 	other = st;
 	other.port = htons(ntohs(st.port) + 1);
 	len = store_msg(msg, FX_STORE, RP_MSG_MIGRATE, &fwd, 0, FX_EPOCH, &other, sizeof(other),
 			syn, syn_len);
+	set_gen(msg, 1);
 	fx_run(msg, len, fx.ifindex_sto, &out);
 	cr_assert_eq(out.verdict, XDP_REDIRECT);
 	cr_assert(fx_flow(&fwd, &f));
@@ -459,21 +468,77 @@ Test(xdp, reject_drops_the_packet_and_not_owner_drops_the_lease)
 	fx_key(&fwd, IPPROTO_TCP, FX_CLIENT, 40300, FX_SERVER, 80);
 	ilen = fx_tcp(inner, fx_mac_int, fx_mac_client, FX_EXT, 20070, FX_SERVER, 80, FX_FIN, 0);
 
+	/* about another holding of the flow (generation 1, ours is 0): nothing */
 	len = store_msg(msg, FX_STORE, RP_MSG_REJECT, &fwd, 3, FX_EPOCH,
-			(void *)(uintptr_t)RP_REJ_STALE, 0, inner, ilen);
+			(void *)(uintptr_t)RP_REJ_NOT_OWNER, 0, inner, ilen);
+	set_gen(msg, 1);
 	fx_run(msg, len, fx.ifindex_sto, &out);
 	cr_assert_eq(out.verdict, XDP_DROP, "a rejected write's packet never leaves");
 	cr_assert(fx_flow(&fwd, &f));
-	cr_assert_eq(f.epoch, FX_EPOCH, "stale: the lease stands");
+	cr_assert_eq(f.epoch, FX_EPOCH, "an earlier holding's reject: the lease stands");
 
+	/* stale: out of step with the store; given up, the next grant re-syncs */
+	len = store_msg(msg, FX_STORE, RP_MSG_REJECT, &fwd, 3, FX_EPOCH,
+			(void *)(uintptr_t)RP_REJ_STALE, 0, inner, ilen);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.epoch, 0, "stale: the lease is given up");
+
+	hold_mapping(IPPROTO_TCP, 40300, 20070);
 	len = store_msg(msg, FX_STORE, RP_MSG_REJECT, &fwd, 3, FX_EPOCH,
 			(void *)(uintptr_t)RP_REJ_NOT_OWNER, 0, inner, ilen);
 	fx_run(msg, len, fx.ifindex_sto, &out);
 	cr_assert_eq(out.verdict, XDP_DROP);
 	cr_assert(fx_flow(&fwd, &f));
 	cr_assert_eq(f.epoch, 0, "not the owner: the lease is gone");
-	cr_assert_eq(fx_stat(RP_DP_reject), 2);
-	cr_assert_eq(fx_stat(RP_DP_reject_lost_lease), 1);
+	cr_assert_eq(fx_stat(RP_DP_reject), 3);
+	cr_assert_eq(fx_stat(RP_DP_reject_lost_lease), 2);
+}
+
+Test(xdp, a_late_grant_of_a_given_up_holding_is_refused_and_a_regrant_keeps_local_state)
+{
+	uint8_t msg[2048];
+	struct rp_nat_state st = { .addr = htonl(FX_EXT), .port = htons(20071), .dir = RP_NAT_FWD };
+	struct rp_flow_key fwd;
+	struct rp_dp_flow f;
+	struct fx_out out;
+	size_t len;
+
+	hold_mapping(IPPROTO_TCP, 40301, 20071);
+	fx_key(&fwd, IPPROTO_TCP, FX_CLIENT, 40301, FX_SERVER, 80);
+	cr_assert(fx_flow(&fwd, &f));
+	f.seq = 7;	/* writes the store has not answered yet */
+	f.acked = 6;
+	fx_put_flow(&fwd, &f);
+
+	/* an answer to a repeated request for the same holding: local state stays */
+	len = store_msg(msg, FX_STORE, RP_MSG_MIGRATE, &fwd, 5, FX_EPOCH, &st, sizeof(st), NULL, 0);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.seq, 7, "the switch's sequence number never winds back");
+	cr_assert_eq(f.acked, 6);
+	cr_assert_eq(fx_stat(RP_DP_regrant), 1);
+
+	/* revoked, then the grant of that same holding arrives late */
+	len = store_msg(msg, FX_STORE, RP_MSG_REVOKE, &fwd, 6, FX_EPOCH, NULL, 0, NULL, 0);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_TX);
+	len = store_msg(msg, FX_STORE, RP_MSG_MIGRATE, &fwd, 6, FX_EPOCH, &st, sizeof(st), NULL, 0);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.epoch, 0, "a given-up holding is never taken back by a late grant");
+	cr_assert_eq(fx_stat(RP_DP_drop_stale_grant), 1);
+
+	/* a new holding (the next generation) is installed */
+	set_gen(msg, 1);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.epoch, FX_EPOCH);
+	cr_assert_eq(f.gen, 1);
+	cr_assert_eq(f.seq, 6);
 }
 
 Test(xdp, revoke_gives_the_lease_up_and_is_acked_in_place)

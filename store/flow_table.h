@@ -21,6 +21,7 @@ struct rp_flow {
 	uint32_t epoch;		/* owner's session epoch when granted */
 	uint32_t seq;		/* last committed sequence number */
 	uint16_t waiter;	/* 1 + index of the request waiting on it, or 0 */
+	uint16_t gen;		/* lease generation: +1 at every new holding */
 	uint8_t state[RP_STATE_MAX];
 };
 

@@ -52,6 +52,7 @@ static void send_lease(struct rp_shard *s, const struct rp_sockaddr *to, const s
 		.epoch = f->epoch,
 		.lease_ms = lease_ms(s),
 		.pkt_len = pkt_len,
+		.gen = f->gen,
 		.key = f->key,
 		.state = f->state,
 		.pkt = pkt,
@@ -78,6 +79,7 @@ static void send_reject(struct rp_shard *s, const struct rp_sockaddr *to,
 		.epoch = req->epoch,
 		.lease_ms = lease_ms(s),
 		.pkt_len = req->pkt_len,
+		.gen = req->gen,
 		.key = req->key,
 		.pkt = req->pkt,
 	};
@@ -101,6 +103,7 @@ static void send_revoke(struct rp_shard *s, const struct rp_flow *f)
 		.seq = f->seq,
 		.epoch = f->epoch,
 		.lease_ms = lease_ms(s),
+		.gen = f->gen,
 		.key = f->key,
 	};
 
@@ -128,6 +131,18 @@ static void waiter_free(struct rp_shard *s, struct rp_waiter *w)
 	s->nwaiting--;
 }
 
+/*
+ * A new holding of the flow: a generation of its own, so that a message of
+ * an earlier holding (a late revoke-ack, a write resent from before a revoke)
+ * never passes for one of this one, even within one session epoch.
+ */
+static void take(struct rp_flow *f, uint16_t switch_id, uint32_t epoch)
+{
+	f->owner = switch_id;
+	f->epoch = epoch;
+	f->gen++;
+}
+
 /* The owner is gone (acked or lapsed): the waiting request gets the flow. */
 static void waiter_grant(struct rp_shard *s, struct rp_waiter *w, uint64_t now)
 {
@@ -140,8 +155,7 @@ static void waiter_grant(struct rp_shard *s, struct rp_waiter *w, uint64_t now)
 		waiter_free(s, w);
 		return;
 	}
-	f->owner = w->switch_id;
-	f->epoch = w->epoch;
+	take(f, w->switch_id, w->epoch);
 	send_lease(s, &w->from, f, RP_MSG_MIGRATE, w->pkt, w->pkt_len);
 	waiter_free(s, w);
 }
@@ -223,8 +237,7 @@ static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
 		/* a new flow: the proposed initial state is committed as seq 0 */
 		f->state_len = v->state_len;
 		memcpy(f->state, v->state, v->state_len);
-		f->owner = v->switch_id;
-		f->epoch = v->epoch;
+		take(f, v->switch_id, v->epoch);
 		send_lease(s, from, f, RP_MSG_GRANT, v->pkt, v->pkt_len);
 		return;
 	}
@@ -240,8 +253,7 @@ static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
 		wait_for_revoke(s, f, v, from, now);
 		return;
 	}
-	f->owner = v->switch_id;
-	f->epoch = v->epoch;
+	take(f, v->switch_id, v->epoch);
 	send_lease(s, from, f, RP_MSG_MIGRATE, v->pkt, v->pkt_len);
 }
 
@@ -283,11 +295,18 @@ static void handle_write(struct rp_shard *s, const struct rp_msg_view *v,
 		return;
 	}
 	f = rp_flow_lookup(&s->flows, v->app_id, &v->key);
-	if (!f || f->owner != v->switch_id || f->epoch != v->epoch) {
+	if (!f || f->owner != v->switch_id || f->epoch != v->epoch || f->gen != v->gen) {
 		send_reject(s, from, v, RP_REJ_NOT_OWNER, f ? f->seq : 0);
 		return;
 	}
 
+	if (v->seq == f->seq && (v->state_len != f->state_len ||
+				 memcmp(v->state, f->state, v->state_len))) {
+		/* a seq used twice for two states: the switch is out of step */
+		STAT_INC(s->stats.write_conflict);
+		send_reject(s, from, v, RP_REJ_STALE, f->seq);
+		return;
+	}
 	if (rp_seq_after(v->seq, f->seq)) {
 		f->seq = v->seq;
 		f->state_len = v->state_len;
@@ -310,6 +329,7 @@ static void handle_write(struct rp_shard *s, const struct rp_msg_view *v,
 		.epoch = f->epoch,
 		.lease_ms = lease_ms(s),
 		.pkt_len = v->pkt_len,
+		.gen = f->gen,
 		.key = f->key,
 		.pkt = v->pkt,
 	};
@@ -320,8 +340,8 @@ static void handle_revoke_ack(struct rp_shard *s, const struct rp_msg_view *v, u
 {
 	struct rp_flow *f = rp_flow_lookup(&s->flows, v->app_id, &v->key);
 
-	if (!f || f->owner != v->switch_id || f->epoch != v->epoch) {
-		/* a duplicate, or from a switch that no longer owns the flow */
+	if (!f || f->owner != v->switch_id || f->epoch != v->epoch || f->gen != v->gen) {
+		/* a duplicate, a late one of an earlier holding, or from a non-owner */
 		STAT_INC(s->stats.revoke_ack_stale);
 		return;
 	}

@@ -59,6 +59,7 @@ struct rp_store_cfg {
 	X(wait_dropped)		/* waiter's own session lapsed first */	\
 	X(write_commit)		/* write applied */			\
 	X(write_dup)		/* write seen before: ACKed again */	\
+	X(write_conflict)	/* same seq, another state: refused stale */ \
 	X(snapshot_commit)						\
 	X(snapshot_dup)
 

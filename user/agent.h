@@ -58,6 +58,7 @@ struct rp_wslot {
 	uint32_t len;
 	uint32_t seq;
 	uint32_t epoch;
+	uint16_t gen;
 	uint32_t tries;
 	uint64_t first_ns;
 	uint64_t due_ns;		/* next look at it */

@@ -77,6 +77,7 @@ static int take_copy(void *ctx, void *data, size_t size)
 		.len = rec->len,
 		.seq = rec->seq,
 		.epoch = rec->epoch,
+		.gen = rec->gen,
 		.first_ns = rec->sent_ns,
 		.due_ns = rec->sent_ns + rp_rtx_rto_ns(a),
 		.key = rec->key,
@@ -210,7 +211,8 @@ void rp_rtx_poll(struct rp_agent *a, uint64_t now)
 			continue;
 		}
 		/* the data plane keeps the newest acked seq per flow */
-		if (bpf_map_lookup_elem(flows_fd, &s->key, &f) || f.epoch != s->epoch) {
+		if (bpf_map_lookup_elem(flows_fd, &s->key, &f) || f.epoch != s->epoch ||
+		    f.gen != s->gen) {
 			slot_free(a, s, RP_AG_writes_abandoned);	/* the lease is gone */
 		} else if (!rp_seq_after(s->seq, f.acked)) {
 			slot_free(a, s, RP_AG_writes_acked);

@@ -25,7 +25,7 @@ enum rp_decode_err {
 	RP_E_LEN,	/* pkt_len disagrees with the datagram, state_len too big */
 	RP_E_KEY,	/* bad family, nonzero padding or unused address bytes */
 	RP_E_SWITCH,	/* switch id 0 */
-	RP_E_RESERVED,	/* reserved or reason field set where it must be 0 */
+	RP_E_REASON,	/* reason set outside a REJECT, or unknown in one */
 	RP_E_DIRECTION,	/* valid message the receiver's role never accepts */
 	__RP_E_MAX,
 };
@@ -42,6 +42,7 @@ struct rp_msg_view {
 	uint32_t epoch;
 	uint32_t lease_ms;
 	uint16_t pkt_len;
+	uint16_t gen;
 	struct rp_flow_key key;	/* wire bytes, network order */
 	const uint8_t *state;	/* RP_STATE_MAX bytes, state_len meaningful */
 	const uint8_t *pkt;	/* pkt_len bytes */

@@ -38,8 +38,10 @@ struct rp_dp_flow {
 	__u64 since_ns;
 	__u64 until_ns;
 	__u32 epoch;		/* session epoch of the lease; 0 = not held */
+	__u32 gone_epoch;	/* epoch of the holding last given up (revoked) */
 	__u32 seq;		/* newest sequence number written */
 	__u32 acked;		/* newest sequence number the store acknowledged */
+	__u16 gen;		/* the store's lease generation of this holding */
 	__u16 store;		/* index of the store chain that owns the flow */
 	__u8 state_len;
 	__u8 flags;		/* RP_DPF_* */
@@ -70,6 +72,8 @@ struct rp_dp_wcopy {
 	__u32 ifindex;		/* where it went out */
 	__u32 seq;
 	__u32 epoch;
+	__u16 gen;
+	__u16 pad;
 	struct rp_flow_key key;
 	__u8 frame[RP_FRAME_MAX];
 };
@@ -112,13 +116,14 @@ struct rp_nat_state {
 	X(hb_ack_pass)		/* heartbeat acks handed to rp-load */	\
 	X(grant)		/* lease granted, flow installed */	\
 	X(migrate)		/* lease with stored state, installed */ \
+	X(regrant)		/* grant of the holding already here: kept */ \
 	X(drop_stale_grant)	/* grant for another session epoch */	\
 	X(drop_table_full)	/* flows map full */			\
 	X(ack)			/* write acknowledged, packet released */ \
 	X(drop_stale_ack)	/* duplicate or older ACK: not released */ \
 	X(drop_ack_not_owner)	/* ACK for a flow not held */		\
 	X(reject)		/* REJECT from the store: packet dropped */ \
-	X(reject_lost_lease)	/* REJECT not_owner: lease dropped */	\
+	X(reject_lost_lease)	/* REJECT not_owner or stale: lease dropped */ \
 	X(revoke)		/* REVOKE: lease given up, acked */	\
 	X(revoke_unknown)	/* REVOKE for a flow not held: acked */	\
 	X(nat_new)		/* NAT mapping proposed for a new flow */ \

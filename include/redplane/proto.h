@@ -109,7 +109,7 @@ struct rp_hdr {
 	__be32 epoch;		/* session epoch the lease belongs to */
 	__be32 lease_ms;	/* session lease period, milliseconds */
 	__be16 pkt_len;		/* bytes of piggybacked packet, <= RP_PKT_MAX */
-	__be16 reserved;	/* must be zero */
+	__be16 gen;		/* lease generation: which holding of the flow */
 } __attribute__((packed));
 
 struct rp_msg {
