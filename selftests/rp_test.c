@@ -200,8 +200,10 @@ static void exec_store(const char *const *args, int out_fd, int err_fd)
 
 void rp_test_store_start(struct rp_test_store *st, const char *const *extra)
 {
-	const char *args[32] = { "--listen", "127.0.0.1:0", "--stats-file", st->stats };
-	int out[2], log_fd, n = 4;
+	/* a store that never ran before: no start-up grace */
+	const char *args[32] = { "--listen", "127.0.0.1:0", "--stats-file", st->stats,
+				 "--grace-ms", "0" };
+	int out[2], log_fd, n = 6;
 	char line[256] = "", *p;
 	FILE *f;
 

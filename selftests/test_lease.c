@@ -185,6 +185,18 @@ Test(lease, a_restarted_store_never_hands_out_the_same_first_epoch)
 	rp_sessions_free(&again);
 }
 
+Test(lease, nothing_is_granted_during_the_start_up_grace)
+{
+	uint32_t e = heartbeat(1, T0);
+
+	s->serve_from_ns = MS(T0 + 50);
+	lease_req(1, e, 7, "v0", pkt_a, T0 + 49);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_BUSY);
+	cr_assert_eq(s->flows.count, 0);
+	lease_req(1, e, 7, "v0", pkt_a, T0 + 50);
+	expect_one(RP_MSG_GRANT, 1);
+}
+
 Test(lease, request_without_session_is_rejected_with_its_packet)
 {
 	struct rp_msg_view v;

@@ -37,7 +37,7 @@ void topo_up(unsigned int nswitches, const char *lease_ms)
 					 bpf_program__fd(store_link[i]->progs.veth_peer));
 		cr_assert_eq(err, 0, "attach the loss injector: %s", strerror(-err));
 	}
-	err = rp_topo_start_store(&topo, lease_ms);
+	err = rp_topo_start_store(&topo, lease_ms, "0");
 	cr_assert_eq(err, 0, "start rp-store: %s", strerror(-err));
 }
 

@@ -221,6 +221,15 @@ static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
 		send_reject(s, from, v, RP_REJ_NO_SESSION, 0);
 		return;
 	}
+	if (now < s->serve_from_ns) {
+		/*
+		 * Just started: a switch may still hold a lease granted by the
+		 * run before this one (it has not seen a heartbeat ack since);
+		 * nothing is granted until every such lease has run out.
+		 */
+		send_reject(s, from, v, RP_REJ_BUSY, 0);
+		return;
+	}
 
 	f = rp_flow_lookup(&s->flows, v->app_id, &v->key);
 	if (!f && !(v->flags & RP_F_STATE)) {

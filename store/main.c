@@ -35,6 +35,9 @@ static const char usage_text[] =
 	"  -q, --wait-queue N      requests per shard that may wait on a revoke\n"
 	"                          (default 1024, at most 65535)\n"
 	"  -w, --wait-ms MS        longest such a wait (default 2 lease periods)\n"
+	"  -g, --grace-ms MS       after start, grant no lease for this long, so that\n"
+	"                          leases of a previous run lapse first (default: the\n"
+	"                          lease period; 0 for a store that never ran before)\n"
 	"  -S, --stats-file PATH   rewrite statistics to PATH every second\n"
 	"  -v, --verbose           log each session change\n"
 	"  -h, --help              this text\n"
@@ -50,6 +53,7 @@ static const struct option long_opts[] = {
 	{ "max-flows", required_argument, NULL, 'm' },
 	{ "wait-queue", required_argument, NULL, 'q' },
 	{ "wait-ms", required_argument, NULL, 'w' },
+	{ "grace-ms", required_argument, NULL, 'g' },
 	{ "stats-file", required_argument, NULL, 'S' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -60,7 +64,7 @@ static const struct option long_opts[] = {
 /* Returns 0 to run, 1 to exit successfully (help, version), -EINVAL. */
 static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 {
-	bool have_listen = false, have_wait = false;
+	bool have_listen = false, have_wait = false, have_grace = false;
 	uint32_t v;
 	int c;
 
@@ -71,7 +75,7 @@ static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 		.wait_queue = DEFAULT_WAIT_QUEUE,
 	};
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":l:s:L:m:q:w:S:vhV", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":l:s:L:m:q:w:g:S:vhV", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			if (rp_addr_parse(optarg, &cfg->listen)) {
@@ -106,6 +110,11 @@ static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 				return -EINVAL;
 			have_wait = true;
 			break;
+		case 'g':
+			if (rp_parse_u32("rp-store", "--grace-ms", optarg, 0, 600000, &cfg->grace_ms))
+				return -EINVAL;
+			have_grace = true;
+			break;
 		case 'S':
 			cfg->stats_path = optarg;
 			break;
@@ -136,6 +145,8 @@ static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 	}
 	if (!have_wait)
 		cfg->wait_ms = 2 * cfg->lease_ms;
+	if (!have_grace)
+		cfg->grace_ms = cfg->lease_ms;
 	return 0;
 }
 
@@ -397,8 +408,10 @@ int main(int argc, char **argv)
 	err = open_sockets(&cfg, fds);
 	if (err)
 		goto cleanup;
-	for (i = 0; i < cfg.shards; i++)
+	for (i = 0; i < cfg.shards; i++) {
 		shards[i]->fd = fds[i];
+		shards[i]->serve_from_ns = rp_now_ns() + (uint64_t)cfg.grace_ms * 1000000ull;
+	}
 
 	stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (stop_fd < 0) {

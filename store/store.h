@@ -29,6 +29,7 @@ struct rp_store_cfg {
 	uint32_t max_flows;	/* over all shards */
 	uint32_t wait_queue;	/* requests waiting on revokes, per shard */
 	uint32_t wait_ms;	/* longest a request waits on a revoke */
+	uint32_t grace_ms;	/* after start, no lease granted for this long */
 	const char *stats_path;
 	bool verbose;
 };
@@ -105,6 +106,7 @@ struct rp_shard {
 	struct rp_sessions *sessions;
 	struct rp_flow_table flows;
 
+	uint64_t serve_from_ns;	/* end of the start-up grace (0: none) */
 	struct rp_waiter *waiters;	/* cfg->wait_queue slots */
 	uint32_t nwaiting;
 

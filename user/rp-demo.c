@@ -66,7 +66,7 @@ static int setup(struct demo *d, bool redplane, bool both_switches)
 			return -EIO;
 		return 0;
 	}
-	err = rp_topo_start_store(&d->topo, d->lease_ms);
+	err = rp_topo_start_store(&d->topo, d->lease_ms, "0");
 	if (!err)
 		err = rp_topo_start_switch(&d->topo, 0, args);
 	if (!err && both_switches)

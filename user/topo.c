@@ -377,12 +377,14 @@ int rp_topo_restore_switch(struct rp_topo *t, unsigned int i)
 	return 0;
 }
 
-int rp_topo_start_store(struct rp_topo *t, const char *lease_ms)
+int rp_topo_start_store(struct rp_topo *t, const char *lease_ms, const char *grace_ms)
 {
 	char bin[300];
-	const char *argv[] = { bin, "--listen", RP_TOPO_STORE, "--lease-ms", lease_ms, NULL };
+	const char *argv[] = { bin, "--listen", RP_TOPO_STORE, "--lease-ms", lease_ms,
+			       "--grace-ms", grace_ms, NULL };
 
 	snprintf(bin, sizeof(bin), "%s/rp-store", t->bin_dir);
+	unlink(t->store_log);
 	t->store_pid = rp_topo_spawn(t->ns_store, argv, t->store_log);
 	if (t->store_pid < 0)
 		return (int)t->store_pid;

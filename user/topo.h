@@ -64,7 +64,8 @@ int rp_topo_stop(pid_t *pid, bool kill);
 /* Waits up to ms for `what` in the log. */
 bool rp_topo_wait_log(const char *log, const char *what, int ms);
 
-int rp_topo_start_store(struct rp_topo *t, const char *lease_ms);
+/* grace_ms: the store's start-up grace ("0" for the first start) */
+int rp_topo_start_store(struct rp_topo *t, const char *lease_ms, const char *grace_ms);
 /* rp-load on switch i (0-based) with the standard NAT options and `extra`. */
 int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *extra);
 
