@@ -142,7 +142,10 @@ Test(load, clear_errors_and_a_failed_attach_rolls_back)
 	const char *bad_store[] = { bin, sw->if_int, "--app", "nat", "--store", "192.0.2.10",
 				    "--switch-id", "1", "--nat-int", "10.1.0.0/24", "--nat-ext",
 				    RP_TOPO_EXT, NULL };
-	const char *busy[] = { bin, sw->if_int, sw->if_ext, "--app", "nat", "--store",
+	const char *no_store_link[] = { bin, sw->if_int, sw->if_ext, "--app", "nat", "--store",
+					RP_TOPO_STORE, "--switch-id", "1", "--nat-int",
+					"10.1.0.0/24", "--nat-ext", RP_TOPO_EXT, NULL };
+	const char *busy[] = { bin, sw->if_int, sw->if_ext, sw->if_sto, "--app", "nat", "--store",
 			       RP_TOPO_STORE, "--switch-id", "1", "--nat-int", "10.1.0.0/24",
 			       "--nat-ext", RP_TOPO_EXT, NULL };
 
@@ -151,6 +154,9 @@ Test(load, clear_errors_and_a_failed_attach_rolls_back)
 	cr_assert_not_null(strstr(out, "no interface 'nope0'"), "%s", out);
 	cr_assert_eq(run_load(bad_store, out, sizeof(out)), 2);
 	cr_assert_not_null(strstr(out, "invalid store address '192.0.2.10'"), "%s", out);
+
+	cr_assert_eq(run_load(no_store_link, out, sizeof(out)), 1);
+	cr_assert_not_null(strstr(out, "must be one of the interfaces"), "%s", out);
 
 	/* another program on the second interface: the first is rolled back */
 	cr_assert_eq(rp_topo_xdp_attach(sw->ns, sw->if_ext,

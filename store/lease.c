@@ -413,7 +413,11 @@ void rp_store_tick(struct rp_shard *s, uint64_t now)
 
 		if (!w->flow)
 			continue;
-		if (!owner_live(s, w->flow, now)) {
+		if (!rp_session_live(s->sessions, w->switch_id, w->epoch, now)) {
+			/* its switch must rejoin and ask again: dropped, as documented */
+			STAT_INC(s->stats.wait_dropped);
+			waiter_free(s, w);
+		} else if (!owner_live(s, w->flow, now)) {
 			STAT_INC(s->stats.wait_done_lapse);
 			waiter_grant(s, w, now);
 		} else if (now >= w->deadline_ns) {

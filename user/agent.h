@@ -44,6 +44,7 @@ struct hb_sent {
 /* The session with one store chain. */
 struct rp_store_sess {
 	uint32_t epoch;
+	uint32_t epoch_nonce;		/* nonce of the ack that brought the epoch */
 	uint64_t expiry_ns;		/* as written to the data plane */
 	uint32_t lease_ms;		/* what the store grants */
 	uint64_t last_ack_ns;
@@ -94,6 +95,7 @@ struct rp_agent {
 	struct xsk_socket *xsk;
 	struct rp_wslot *slots;
 	uint32_t nslots_used;
+	uint32_t tx_in_flight;		/* frames handed to AF_XDP TX, not completed */
 	uint32_t free_hint;
 	uint64_t copy_delay_sum_ns, copy_delay_n;
 	uint64_t stats[__RP_AG_STAT_MAX];

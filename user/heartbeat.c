@@ -121,6 +121,8 @@ static void on_ack(struct rp_agent *a, unsigned int i, const struct rp_msg_view 
 
 	if (h->nonce != v->seq || !h->sent_ns)
 		return;		/* too old to time: the next one will do */
+	if (v->epoch != s->epoch && s->epoch && rp_seq_before(v->seq, s->epoch_nonce))
+		return;		/* a late ack from before the current epoch */
 	a->stats[RP_AG_heartbeat_acks]++;
 	rtt_sample(a, (double)(now - h->sent_ns) / 1000.0);
 	s->lease_ms = v->lease_ms;
@@ -134,8 +136,15 @@ static void on_ack(struct rp_agent *a, unsigned int i, const struct rp_msg_view 
 			pr_info("rp-load: joined store %u, session epoch %u, lease %u ms\n", i,
 				v->epoch, v->lease_ms);
 		s->epoch = v->epoch;
+		s->epoch_nonce = v->seq;
 		s->expiry_ns = 0;
 		a->stats[RP_AG_session_new]++;
+		/*
+		 * The data plane reads epoch and expiry separately: the new epoch
+		 * goes in first with no time left, then the expiry below.
+		 */
+		dp = (struct rp_dp_session){ .epoch = s->epoch };
+		bpf_map_update_elem(bpf_map__fd(a->skel->maps.sessions), &key, &dp, 0);
 	}
 	if (expiry <= s->expiry_ns)
 		return;

@@ -108,10 +108,10 @@ int rp_rtx_init(struct rp_agent *a)
 
 	a->slots = calloc(RP_RING_FRAMES, sizeof(*a->slots));
 	a->umem_area = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (!a->slots || a->umem_area == MAP_FAILED) {
+	if (a->umem_area == MAP_FAILED)
 		a->umem_area = NULL;
-		return -ENOMEM;
-	}
+	if (!a->slots || !a->umem_area)
+		return -ENOMEM;	/* rp_rtx_free() releases what was had */
 	err = xsk_umem__create(&a->umem, a->umem_area, size, &fill, &comp, &ucfg);
 	if (err) {
 		pr_warn("rp-load: Couldn't create the AF_XDP UMEM: %s\n", strerror(-err));
@@ -171,6 +171,7 @@ static void reap_completions(struct rp_agent *a)
 		uint64_t addr = *xsk_ring_cons__comp_addr(&comp, idx + i);
 
 		a->slots[addr / RP_FRAME_SIZE].in_flight = false;
+		a->tx_in_flight--;
 	}
 	if (n)
 		xsk_ring_cons__release(&comp, n);
@@ -189,6 +190,7 @@ static bool resend(struct rp_agent *a, struct rp_wslot *s)
 	d->options = 0;
 	xsk_ring_prod__submit(&tx, 1);
 	s->in_flight = true;
+	a->tx_in_flight++;
 	return true;
 }
 
@@ -228,7 +230,12 @@ void rp_rtx_poll(struct rp_agent *a, uint64_t now)
 			s->due_ns = now + rto;	/* TX ring full: next round */
 		}
 	}
-	if (sent)
+	/*
+	 * Copy mode sends a bounded batch per kick: kick while anything is in
+	 * the TX ring, not only when this round queued something.  EAGAIN,
+	 * EBUSY, ENOBUFS: the next round kicks again.
+	 */
+	if (sent || a->tx_in_flight)
 		sendto(xsk_socket__fd(a->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
 	a->stats[RP_AG_outstanding] = a->nslots_used;
 }

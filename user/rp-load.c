@@ -499,9 +499,10 @@ static int pin(struct rp_agent *a)
 				 pinned_maps[m]);
 			err = bpf_obj_pin(bpf_map__fd(map_by_name(a, pinned_maps[m])), path);
 			if (err) {
-				pr_warn("rp-load: Couldn't pin '%s': %s\n", path, strerror(errno));
+				err = -errno;
+				pr_warn("rp-load: Couldn't pin '%s': %s\n", path, strerror(-err));
 				a->pinned++;	/* so that this one is unpinned too */
-				return -errno;
+				return err;
 			}
 		}
 	}
@@ -525,18 +526,13 @@ void rp_agent_publish(struct rp_agent *a)
 		bpf_map_update_elem(fd, &i, &a->stats[i], 0);
 }
 
-static int run(struct rp_agent *a)
+static int run(struct rp_agent *a, const sigset_t *sigs)
 {
 	struct epoll_event ev, events[4];
 	uint64_t next_publish = 0;
-	sigset_t sigs;
 	int ep, sfd, err = 0;
 
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	sfd = signalfd(-1, sigs, SFD_CLOEXEC);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (sfd < 0 || ep < 0)
 		return -errno;
@@ -585,6 +581,7 @@ int main(int argc, char **argv)
 	static struct rp_agent agent = { .lock_fd = -1, .sock = -1 };
 	struct rp_agent *a = &agent;
 	const char *status = NULL;
+	sigset_t sigs;
 	int err;
 
 	err = parse_args(argc, argv, &a->cfg, &status);
@@ -603,6 +600,15 @@ int main(int argc, char **argv)
 		pr_warn("rp-load: must run as root: it loads XDP programs and pins maps\n");
 		return 1;
 	}
+	/*
+	 * Taken from here on by the main loop's signalfd: a signal during
+	 * start-up waits for it, so the cleanup always runs.  SIGHUP too.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	for (unsigned int i = 0; i < a->cfg.nifaces; i++) {
 		a->ifindex[i] = (int)if_nametoindex(a->cfg.ifnames[i]);
 		if (!a->ifindex[i]) {
@@ -611,6 +617,18 @@ int main(int argc, char **argv)
 		}
 	}
 	err = find_source(a);
+	if (!err) {
+		bool attached = false;
+
+		for (unsigned int i = 0; i < a->cfg.nifaces; i++)
+			attached |= !strcmp(a->cfg.ifnames[i], a->store_ifname);
+		if (!attached) {
+			/* the stores' answers are handled by the data plane there */
+			pr_warn("rp-load: the interface toward the store, '%s', must be one of the interfaces\n",
+				a->store_ifname);
+			err = -EINVAL;
+		}
+	}
 	if (!err)
 		err = open_socket(a);
 	if (!err)
@@ -643,7 +661,7 @@ int main(int argc, char **argv)
 	       a->store_ifname);
 	fflush(stdout);
 
-	err = run(a);
+	err = run(a, &sigs);
 
 cleanup:
 	if (a->skel) {
