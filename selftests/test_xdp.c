@@ -387,6 +387,32 @@ Test(xdp, return_traffic_without_lease_looks_up_and_never_proposes)
 	cr_assert(!fx_flow(&rev, &f), "nothing installed locally");
 }
 
+Test(xdp, return_traffic_proposes_again_only_a_mapping_it_had)
+{
+	uint8_t pkt[128];
+	struct rp_flow_key rev;
+	struct rp_msg_view req;
+	struct rp_dp_flow f;
+	struct fx_out out;
+	struct rp_nat_state st;
+	size_t len;
+
+	hold_mapping(IPPROTO_TCP, 40600, 20012);
+	fx_key(&rev, IPPROTO_TCP, FX_SERVER, 80, FX_EXT, 20012);
+	cr_assert(fx_flow(&rev, &f));
+	f.epoch = 0;	/* the lease is gone (a new epoch, say): the mapping is known */
+	fx_put_flow(&rev, &f);
+
+	len = fx_tcp(pkt, fx_mac_ext, fx_mac_server, FX_SERVER, 80, FX_EXT, 20012, FX_ACK, 0);
+	fx_run(pkt, len, fx.ifindex_ext, &out);
+	fx_decode_request(&out, &req);
+	cr_assert(rp_key_eq(&req.key, &rev));
+	st = nat_state(&req);
+	cr_assert_eq(st.addr, htonl(FX_CLIENT), "the mapping it had, proposed again");
+	cr_assert_eq(st.port, htons(40600));
+	cr_assert_eq(st.dir, RP_NAT_REV);
+}
+
 Test(xdp, migrate_installs_the_stored_state_and_processes_the_packet)
 {
 	uint8_t pkt[128], msg[2048];
