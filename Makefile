@@ -165,4 +165,4 @@ $(SELFTESTS): $(TEST_OBJS) $(TOPO_OBJS) $(LIBREDPLANE)
 $(OUTPUT)/selftests/%.o: ALL_CPPFLAGS += -Istore -Iselftests -Iuser
 $(TEST_OBJS): $(SKELS)
 
--include $(shell find $(OUTPUT) -name '*.d' 2>/dev/null)
+-include $(shell find $(OUTPUT) -name '*.d' -type f 2>/dev/null)

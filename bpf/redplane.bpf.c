@@ -104,6 +104,24 @@ int rp_root(struct xdp_md *ctx)
 #ifndef RP_NO_REPLICATION
 
 /*
+ * Copies the request frame (outer headers and message, then the packet) into
+ * a ring record: a constant length, then the packet's.  6.1's verifier does
+ * not carry a "not 0" test over to the register passed as the size, so the
+ * size is built to be 1 or more by construction: ((n - 1) & mask) + 1.
+ */
+static __always_inline int rp_copy_frame(struct xdp_md *ctx, __u8 *frame, __u32 pkt_len)
+{
+	int err = bpf_xdp_load_bytes(ctx, 0, frame, RP_ENCAP_LEN);
+	__u32 n;
+
+	if (err || pkt_len == 0)
+		return err;
+	/* == pkt_len (1 to RP_PKT_MAX); at most 2048, which the record has room for */
+	n = ((pkt_len - 1) & 0x7ff) + 1;
+	return bpf_xdp_load_bytes(ctx, RP_ENCAP_LEN, frame + RP_ENCAP_LEN, n);
+}
+
+/*
  * Wraps the whole frame in a request to the flow's store, as the scratch
  * describes it: Ethernet, IPv4, UDP, struct rp_msg, then the frame.  A write
  * also goes to rp-load's retransmit ring.
@@ -195,18 +213,16 @@ int rp_emit(struct xdp_md *ctx)
 		/* asked before reserving: a reserved record counts as queued */
 		__u64 queued = bpf_ringbuf_query(&wcopies, BPF_RB_AVAIL_DATA);
 		struct rp_dp_wcopy *rec = bpf_ringbuf_reserve(&wcopies, sizeof(*rec), 0);
-		/* at most RP_FRAME_MAX < 2048 here; the mask is for the verifier */
-		__u32 len = (__u32)(ctx->data_end - ctx->data) & 0x7ff;
 
-		if (rec && len > 0 && len <= RP_FRAME_MAX) {
+		if (rec) {
 			rec->sent_ns = bpf_ktime_get_ns();
-			rec->len = len;
+			rec->len = RP_ENCAP_LEN + pkt_len;
 			rec->ifindex = fib.ifindex;
 			rec->seq = sc->seq;
 			rec->epoch = sc->epoch;
 			rec->gen = sc->gen;
 			__builtin_memcpy(&rec->key, &sc->key, sizeof(rec->key));
-			if (bpf_xdp_load_bytes(ctx, 0, rec->frame, len) == 0) {
+			if (rp_copy_frame(ctx, rec->frame, pkt_len) == 0) {
 				/*
 				 * Wake rp-load only when it had drained the ring:
 				 * one wake-up per batch, not per write.
@@ -218,8 +234,6 @@ int rp_emit(struct xdp_md *ctx)
 				rp_stat(RP_DP_wcopy_lost);
 			}
 		} else {
-			if (rec)
-				bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 			rp_stat(RP_DP_wcopy_lost);
 		}
 		rp_stat(RP_DP_write_req);
@@ -347,19 +361,25 @@ static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __
 	__builtin_memcpy(&key, &msg->key, sizeof(key));
 	old = bpf_map_lookup_elem(&flows, &key);
 	gen = bpf_ntohs(msg->hdr.gen);
-	if (old && old->gone_epoch == sess->epoch && old->gen == gen) {
-		/* a grant of the holding this switch gave up, arriving late */
+	if (old && old->epoch == sess->epoch) {
+		if (old->gen == gen) {
+			/*
+			 * The holding this switch has (the answer to a duplicated
+			 * or repeated request): its local state and sequence
+			 * numbers are newer than the store's, and stay.
+			 */
+			rp_stat(RP_DP_regrant);
+			goto process;
+		}
+		if (!rp_gen_after(gen, old->gen)) {
+			/* a grant of an earlier holding, arriving late */
+			rp_stat(RP_DP_drop_stale_grant);
+			return XDP_DROP;
+		}
+	} else if (old && old->gone_epoch == sess->epoch && !rp_gen_after(gen, old->gen)) {
+		/* a grant of the holding this switch gave up (or earlier), late */
 		rp_stat(RP_DP_drop_stale_grant);
 		return XDP_DROP;
-	}
-	if (old && old->epoch == sess->epoch && old->gen == gen) {
-		/*
-		 * The holding this switch has (the answer to a duplicated or
-		 * repeated request): its local state and sequence numbers are
-		 * newer than the store's, and stay.
-		 */
-		rp_stat(RP_DP_regrant);
-		goto process;
 	}
 	__builtin_memcpy(sc->flow.state, msg->state, RP_STATE_MAX);
 	sc->flow.state_len = msg->hdr.state_len;
@@ -423,23 +443,52 @@ static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 }
 
 /*
- * Marks the flow's lease as given up when it is the holding the store names
- * (epoch and generation): a message about an earlier holding changes nothing.
+ * Drops the flow's lease when the message is about the holding this switch
+ * has.  A REVOKE (`gone`) names the holding the store wants back: the switch
+ * gives up that one or any earlier one it might still hold, records it as
+ * given up, and so refuses its grant if one arrives late.  A REJECT drops
+ * the lease only for the very holding it names, without that record: the
+ * store still counts the switch as the owner and will regrant it.
  */
-static __always_inline bool rp_drop_lease(struct rp_msg *msg)
+static __always_inline bool rp_drop_lease(struct rp_msg *msg, bool gone)
 {
+	__u16 gen = bpf_ntohs(msg->hdr.gen);
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
 
 	__builtin_memcpy(&key, &msg->key, sizeof(key));
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch) ||
-	    f->gen != bpf_ntohs(msg->hdr.gen))
+	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch))
 		return false;
-	f->gone_epoch = f->epoch;
+	if (gone ? rp_gen_after(f->gen, gen) : f->gen != gen)
+		return false;	/* about another holding: a later one, or not ours */
+	if (gone) {
+		f->gone_epoch = f->epoch;
+		f->gen = gen;
+	}
 	f->epoch = 0;	/* kept as a hint of the state: the next packet asks again */
 	f->until_ns = bpf_ktime_get_ns();
 	return true;
+}
+
+/* Which REJECTs mean this switch is out of step and must give the lease up. */
+static __always_inline bool rp_reject_drops_lease(const struct rp_msg *msg)
+{
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+
+	switch (msg->hdr.reason) {
+	case RP_REJ_NOT_OWNER:
+	case RP_REJ_CONFLICT:
+		return true;
+	case RP_REJ_STALE:
+		/* only when the store is ahead: else a late copy of an old write */
+		__builtin_memcpy(&key, &msg->key, sizeof(key));
+		f = bpf_map_lookup_elem(&flows, &key);
+		return f && rp_seq_after(bpf_ntohl(msg->hdr.seq), f->seq);
+	default:
+		return false;
+	}
 }
 
 SEC("xdp")
@@ -496,14 +545,13 @@ int rp_store_rx(struct xdp_md *ctx)
 		/*
 		 * Not the owner, or out of step with the store's sequence
 		 * numbers: give the lease up; the next packet asks again and
-		 * the grant brings the store's state and seq.
+		 * the grant brings the store's state and seq back.
 		 */
-		if ((msg->hdr.reason == RP_REJ_NOT_OWNER || msg->hdr.reason == RP_REJ_STALE) &&
-		    rp_drop_lease(msg))
+		if (rp_reject_drops_lease(msg) && rp_drop_lease(msg, false))
 			rp_stat(RP_DP_reject_lost_lease);
 		return XDP_DROP;	/* the echoed packet is never released */
 	case RP_MSG_REVOKE:
-		rp_stat(rp_drop_lease(msg) ? RP_DP_revoke : RP_DP_revoke_unknown);
+		rp_stat(rp_drop_lease(msg, true) ? RP_DP_revoke : RP_DP_revoke_unknown);
 		if (tail)
 			return XDP_DROP;
 		return rp_answer_revoke(eth, ip, udp, msg);

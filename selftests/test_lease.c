@@ -364,6 +364,33 @@ Test(lease, messages_of_an_earlier_holding_never_pass_for_the_current_one)
 	expect_one(RP_MSG_ACK, 1);
 }
 
+Test(lease, an_owner_asking_again_while_revoked_has_given_the_flow_up)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	uint16_t first;
+	struct rp_msg_view v;
+
+	lease_req(1, e1, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	first = gens[1][7];
+	lease_req(2, e2, 7, NULL, pkt_b, T0 + 1);
+	expect_one(RP_MSG_REVOKE, 1);
+	/* switch 1's ack is lost; it asks for the flow again */
+	lease_req(1, e1, 7, NULL, pkt_a, T0 + 2);
+	v = out(0, NULL);
+	cr_assert_eq(v.type, RP_MSG_MIGRATE, "the waiter is served first");
+	cr_assert_eq(v.switch_id, 2);
+	cr_assert_eq(out(1, NULL).type, RP_MSG_REVOKE, "then switch 1 waits on switch 2");
+	s->nout = 0;
+	cr_assert_eq(s->stats.revoke_ack_implied, 1);
+	/* switch 2 acks: switch 1 gets a new holding, never the one it gave up */
+	v = rp_test_msg(RP_MSG_REVOKE_ACK, 2, 7, e2);
+	v.gen = first + 1;
+	deliver(&v, T0 + 3);
+	v = expect_one(RP_MSG_MIGRATE, 1);
+	cr_assert(rp_gen_after(v.gen, first));
+}
+
 Test(lease, a_seq_written_twice_with_two_states_is_refused)
 {
 	uint32_t e = heartbeat(1, T0);
@@ -375,7 +402,7 @@ Test(lease, a_seq_written_twice_with_two_states_is_refused)
 	expect_one(RP_MSG_ACK, 1);
 	write_state(1, e, 7, 1, "v1 but other", T0);
 	v = expect_one(RP_MSG_REJECT, 1);
-	cr_assert_eq(v.reason, RP_REJ_STALE, "the switch is out of step: it must re-sync");
+	cr_assert_eq(v.reason, RP_REJ_CONFLICT, "the switch is out of step: it must re-sync");
 	cr_assert_eq(v.seq, 1);
 	cr_assert_eq(s->stats.write_conflict, 1);
 	lease_req(1, e, 7, NULL, NULL, T0);

@@ -559,12 +559,57 @@ Test(xdp, a_late_grant_of_a_given_up_holding_is_refused_and_a_regrant_keeps_loca
 	cr_assert_eq(fx_stat(RP_DP_drop_stale_grant), 1);
 
 	/* a new holding (the next generation) is installed */
-	set_gen(msg, 1);
+	set_gen(msg, 3);
 	fx_run(msg, len, fx.ifindex_sto, &out);
 	cr_assert(fx_flow(&fwd, &f));
 	cr_assert_eq(f.epoch, FX_EPOCH);
-	cr_assert_eq(f.gen, 1);
+	cr_assert_eq(f.gen, 3);
 	cr_assert_eq(f.seq, 6);
+
+	/* holding generation 3, a delayed grant of generation 2 changes nothing */
+	set_gen(msg, 2);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.gen, 3);
+	cr_assert_eq(fx_stat(RP_DP_drop_stale_grant), 2);
+
+	/* a revoke of a later generation than the one held gives it up too */
+	len = store_msg(msg, FX_STORE, RP_MSG_REVOKE, &fwd, 6, FX_EPOCH, NULL, 0, NULL, 0);
+	set_gen(msg, 5);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_TX);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.epoch, 0);
+	cr_assert_eq(f.gen, 5, "recorded as given up up to generation 5");
+}
+
+Test(xdp, a_late_copy_of_an_old_write_refused_stale_keeps_the_lease)
+{
+	uint8_t msg[2048];
+	struct rp_flow_key fwd;
+	struct rp_dp_flow f;
+	struct fx_out out;
+	size_t len;
+
+	hold_mapping(IPPROTO_TCP, 40302, 20072);
+	fx_key(&fwd, IPPROTO_TCP, FX_CLIENT, 40302, FX_SERVER, 80);
+	cr_assert(fx_flow(&fwd, &f));
+	f.seq = f.acked = 4;
+	fx_put_flow(&fwd, &f);
+	/* the store has 4 too: a duplicated copy of write 3 came back stale */
+	len = store_msg(msg, FX_STORE, RP_MSG_REJECT, &fwd, 4, FX_EPOCH,
+			(void *)(uintptr_t)RP_REJ_STALE, 0, NULL, 0);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.epoch, FX_EPOCH, "in step with the store: the lease stands");
+	/* a seq written twice with two states: out of step, given up */
+	len = store_msg(msg, FX_STORE, RP_MSG_REJECT, &fwd, 4, FX_EPOCH,
+			(void *)(uintptr_t)RP_REJ_CONFLICT, 0, NULL, 0);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.epoch, 0);
 }
 
 Test(xdp, revoke_gives_the_lease_up_and_is_acked_in_place)

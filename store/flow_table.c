@@ -5,7 +5,7 @@
 
 #include "flow_table.h"
 
-_Static_assert(sizeof(struct rp_flow) == 120, "flow record size");
+_Static_assert(sizeof(struct rp_flow) == 124, "flow record size");
 
 /*
  * A 64-bit mix of the app id and the 40 key bytes.  Not the shard steering

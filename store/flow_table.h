@@ -22,6 +22,7 @@ struct rp_flow {
 	uint32_t seq;		/* last committed sequence number */
 	uint16_t waiter;	/* 1 + index of the request waiting on it, or 0 */
 	uint16_t gen;		/* lease generation: +1 at every new holding */
+	uint8_t revoking;	/* a revoke went to the owner, no ack came yet */
 	uint8_t state[RP_STATE_MAX];
 };
 

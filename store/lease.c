@@ -141,6 +141,7 @@ static void take(struct rp_flow *f, uint16_t switch_id, uint32_t epoch)
 	f->owner = switch_id;
 	f->epoch = epoch;
 	f->gen++;
+	f->revoking = 0;
 }
 
 /* The owner is gone (acked or lapsed): the waiting request gets the flow. */
@@ -200,7 +201,19 @@ static void wait_for_revoke(struct rp_shard *s, struct rp_flow *f, const struct 
 	s->nwaiting++;
 	STAT_INC(s->stats.wait_queued);
 	send_revoke(s, f);
+	f->revoking = 1;
 	STAT_INC(s->stats.revoke_sent);
+}
+
+/* The owner gave the flow up: the waiting request, if any, gets it. */
+static void owner_gave_up(struct rp_shard *s, struct rp_flow *f, uint64_t now)
+{
+	f->owner = 0;
+	f->revoking = 0;
+	if (f->waiter) {
+		STAT_INC(s->stats.wait_done_ack);
+		waiter_grant(s, &s->waiters[f->waiter - 1], now);
+	}
 }
 
 /* A waiter whose owner lapsed is served before anything else on the flow. */
@@ -252,13 +265,23 @@ static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
 	}
 
 	settle_waiter(s, f, now);
-	if (owner_live(s, f, now)) {
-		if (f->owner == v->switch_id) {
+	if (owner_live(s, f, now) && f->owner == v->switch_id) {
+		if (!f->revoking) {
 			/* same switch, same live epoch: it lost its copy */
 			STAT_INC(s->stats.regrant);
 			send_lease(s, from, f, RP_MSG_MIGRATE, v->pkt, v->pkt_len);
 			return;
 		}
+		/*
+		 * It asks again for a flow being revoked from it: it has given
+		 * the flow up and its ack was lost or crossed this request.  Its
+		 * asking is its ack; a regrant of the same holding would be
+		 * refused by a switch that gave it up.
+		 */
+		STAT_INC(s->stats.revoke_ack_implied);
+		owner_gave_up(s, f, now);
+	}
+	if (owner_live(s, f, now)) {
 		wait_for_revoke(s, f, v, from, now);
 		return;
 	}
@@ -313,7 +336,7 @@ static void handle_write(struct rp_shard *s, const struct rp_msg_view *v,
 				 memcmp(v->state, f->state, v->state_len))) {
 		/* a seq used twice for two states: the switch is out of step */
 		STAT_INC(s->stats.write_conflict);
-		send_reject(s, from, v, RP_REJ_STALE, f->seq);
+		send_reject(s, from, v, RP_REJ_CONFLICT, f->seq);
 		return;
 	}
 	if (rp_seq_after(v->seq, f->seq)) {
@@ -362,11 +385,7 @@ static void handle_revoke_ack(struct rp_shard *s, const struct rp_msg_view *v, u
 		STAT_INC(s->stats.revoke_ack_state);
 	}
 	STAT_INC(s->stats.revoke_ack);
-	f->owner = 0;
-	if (f->waiter) {
-		STAT_INC(s->stats.wait_done_ack);
-		waiter_grant(s, &s->waiters[f->waiter - 1], now);
-	}
+	owner_gave_up(s, f, now);
 }
 
 void rp_store_handle(struct rp_shard *s, const void *dgram, size_t len,

@@ -53,6 +53,7 @@ struct rp_store_cfg {
 	X(revoke_ack)		/* owner gave a flow up */		\
 	X(revoke_ack_stale)	/* revoke-ack from a non-owner: ignored */ \
 	X(revoke_ack_state)	/* revoke-ack's final state committed */ \
+	X(revoke_ack_implied)	/* owner asked again while being revoked */ \
 	X(wait_queued)		/* request queued behind a revoke */	\
 	X(wait_refreshed)	/* same requester asked again while waiting */ \
 	X(wait_done_ack)	/* waiting request granted on revoke-ack */ \

@@ -66,6 +66,8 @@ struct rp_dp_store {
  * frame, outer headers included), for the agent's retransmit ring.
  */
 #define RP_FRAME_MAX	(14 + 20 + 8 + RP_DGRAM_MAX)	/* eth + ip + udp + message */
+/* room for a packet of up to 2048 bytes: what the verifier can be shown */
+#define RP_WCOPY_ROOM	(14 + 20 + 8 + RP_MSG_LEN + 2048)
 struct rp_dp_wcopy {
 	__u64 sent_ns;		/* bpf_ktime_get_ns() when it went out */
 	__u32 len;		/* bytes of frame */
@@ -75,7 +77,7 @@ struct rp_dp_wcopy {
 	__u16 gen;
 	__u16 pad;
 	struct rp_flow_key key;
-	__u8 frame[RP_FRAME_MAX];
+	__u8 frame[RP_WCOPY_ROOM];	/* len <= RP_FRAME_MAX of it used */
 };
 
 /* NAT state, in the state value of both of a connection's keys. */

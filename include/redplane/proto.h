@@ -70,6 +70,7 @@ enum rp_reject_reason {
 	RP_REJ_TIMEOUT		= 6,	/* owner neither acked the revoke nor lapsed */
 	RP_REJ_TABLE_FULL	= 7,	/* --max-flows reached */
 	RP_REJ_NO_FLOW		= 8,	/* lookup-only request for a flow never created */
+	RP_REJ_CONFLICT		= 9,	/* a seq written twice with two states */
 	__RP_REJ_MAX,
 };
 
@@ -134,6 +135,12 @@ _Static_assert(__builtin_offsetof(struct rp_msg, key) == 24, "key offset");
 _Static_assert(__builtin_offsetof(struct rp_msg, state) == 64, "state offset");
 _Static_assert(RP_STATE_MAX <= 255, "state_len is one byte");
 _Static_assert(RP_PKT_MAX <= 65535, "pkt_len is two bytes");
+
+/* Lease generations are 16-bit and wrap the same way. */
+static inline int rp_gen_after(__u16 a, __u16 b)
+{
+	return (__s16)(a - b) > 0;
+}
 
 /*
  * Sequence numbers are 32-bit and wrap.  a is after b when the signed
