@@ -52,7 +52,7 @@ SELFTESTS := $(OUTPUT)/selftests/rp-selftests
 LIBREDPLANE := $(OUTPUT)/libredplane.a
 
 .DEFAULT_GOAL := all
-.PHONY: all test bench demo help clean deps
+.PHONY: all test bench demo vmtest help clean deps
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
 all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(TCP_PROBE) $(SELFTESTS) \
@@ -72,6 +72,12 @@ demo: deps
 test: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) scripts/run-tests.sh $(SELFTESTS) $(TEST_FLAGS)
+
+## vmtest: the selftests in a VM on another kernel (default: Debian bookworm's
+##         6.1); VM_KERNEL_PKG=, VM_KERNEL_IMAGE=, VM_FILTER= (vmtests/run.sh)
+vmtest: deps
+	$(Q)$(MAKE) -s --no-print-directory all
+	$(Q)OUTPUT=$(OUTPUT) vmtests/run.sh
 
 ## bench: rp-store against an echo ceiling; the NAT's cost per packet with and
 ##        without replication; TCP through a switch in namespaces (root)

@@ -9,6 +9,8 @@ PKGS=(
 	libbpf-dev bpftool libxdp-dev libelf-dev zlib1g-dev linux-libc-dev
 	libcriterion-dev
 	iproute2 procps ethtool nftables
+	# make vmtest: software-emulated VMs on Debian's kernel packages
+	qemu-system-x86 busybox-static kmod xz-utils
 )
 
 missing=()

@@ -21,14 +21,26 @@
 #include "veth_peer.skel.h"
 #include "link_impair.skel.h"
 
-#define LEASE_MS	200
 #define STEP_MS		2
 
-static const char *const switch_args[] = { "--lease-ms", "200", NULL };
+/*
+ * A slower machine (a software-emulated VM: vmtests/init) sets a longer
+ * lease and a factor for every duration; the assertions scale with them.
+ */
+static unsigned int lease_ms = 200, time_scale = 1;
+static char lease_arg[16] = "200";
+static const char *const switch_args[] = { "--lease-ms", lease_arg, NULL };
 
 static void up(void)
 {
-	topo_up(2, "200");
+	const char *l = getenv("RP_TEST_LEASE_MS"), *k = getenv("RP_TEST_TIME_SCALE");
+
+	if (l && atoi(l) >= 10)
+		lease_ms = (unsigned int)atoi(l);
+	if (k && atoi(k) >= 1)
+		time_scale = (unsigned int)atoi(k);
+	snprintf(lease_arg, sizeof(lease_arg), "%u", lease_ms);
+	topo_up(2, lease_arg);
 	topo_switch(0, switch_args);
 	topo_switch(1, switch_args);
 }
@@ -37,7 +49,7 @@ TestSuite(failover, .init = up, .fini = topo_down, .timeout = 120);
 
 static void stream_ms(struct rp_stream *s, unsigned int ms, unsigned int step_ms)
 {
-	for (unsigned int t = 0; t < ms; t += step_ms) {
+	for (unsigned int t = 0; t < ms * time_scale; t += step_ms) {
 		rp_stream_step(s);
 		rp_test_sleep_ms(step_ms);
 	}
@@ -101,7 +113,7 @@ Test(failover, a_switch_crash_keeps_the_tcp_stream_whole)
 	expect_intact(&s);
 	for (unsigned int i = 0; i < s.n; i++)
 		cr_assert_neq(s.c[i].first_rx_after_ns, 0, "connection %u moved to sw2", i);
-	cr_assert_lt(rp_stream_max_gap_ns(&s), (LEASE_MS + 1000) * 1000000ull,
+	cr_assert_lt(rp_stream_max_gap_ns(&s), (lease_ms + 1000ull * time_scale) * 1000000ull,
 		     "stall %llu ms", (unsigned long long)(rp_stream_max_gap_ns(&s) / 1000000));
 	cr_assert_geq(rp_topo_dp_stat(&topo, 1, "migrate"), 8, "sw2 migrated both keys of 4");
 	rp_stream_close(&s);
@@ -131,7 +143,7 @@ Test(failover, a_live_reroute_hands_over_by_revoke_never_to_both)
 	cr_assert_geq(rp_topo_dp_stat(&topo, 1, "migrate"), 8);
 	expect_handover(0, 1, 8);
 	/* by revoke, not by waiting out sw1's lease */
-	cr_assert_lt(rp_stream_max_gap_ns(&s), LEASE_MS * 1000000ull,
+	cr_assert_lt(rp_stream_max_gap_ns(&s), lease_ms * 1000000ull,
 		     "stall %llu ms", (unsigned long long)(rp_stream_max_gap_ns(&s) / 1000000));
 	rp_stream_close(&s);
 }
@@ -208,7 +220,7 @@ Test(failover, two_hundred_tcp_connections_and_two_hundred_udp_flows_survive)
 
 	cr_assert_eq(rp_stream_open(&s, &topo, 200, 8080), 0);
 	udp_open(u);
-	for (int t = 0; t < 50; t++) {
+	for (unsigned int t = 0; t < 50 * time_scale; t++) {
 		rp_stream_step(&s);
 		udp_step(u, false);
 		rp_test_sleep_ms(10);
@@ -216,7 +228,7 @@ Test(failover, two_hundred_tcp_connections_and_two_hundred_udp_flows_survive)
 	for (int i = 0; i < 200; i++)
 		cr_assert_neq(u->ext_port[i], 0, "UDP flow %d reached the server", i);
 	crash_sw1(&s);
-	for (int t = 0; t < 250; t++) {
+	for (unsigned int t = 0; t < 250 * time_scale; t++) {
 		rp_stream_step(&s);
 		udp_step(u, true);
 		rp_test_sleep_ms(10);
@@ -316,7 +328,7 @@ Test(failover, a_store_restart_loses_no_connection_and_no_translation)
 	cr_assert_eq(rp_topo_stop(&topo.store_pid, true), 128 + SIGKILL, "rp-store killed");
 	stream_ms(&s, 300, STEP_MS);
 	/* with its start-up grace: sw1 may hold leases of the first run */
-	cr_assert_eq(rp_topo_start_store(&topo, "200", "200"), 0);
+	cr_assert_eq(rp_topo_start_store(&topo, lease_arg, lease_arg), 0);
 	stream_ms(&s, 2000, STEP_MS);
 	expect_intact(&s);
 	len = sizeof(after);

@@ -191,6 +191,7 @@ static int scene_crash(struct demo *d, bool redplane)
 	err = rp_stream_open(&s, &d->topo, d->conns, 8080);
 	if (err) {
 		pr_warn("rp-demo: Couldn't open the connections: %s\n", strerror(-err));
+		rp_stream_close(&s);
 		return err;
 	}
 	say(d, "%u TCP connections open from the client's kernel stack, streaming", d->conns);
@@ -214,8 +215,10 @@ static int scene_reroute(struct demo *d)
 	if (err)
 		return err;
 	err = rp_stream_open(&s, &d->topo, d->conns, 8080);
-	if (err)
+	if (err) {
+		rp_stream_close(&s);
 		return err;
+	}
 	say(d, "%u TCP connections streaming through sw1", d->conns);
 	stream_for(d, &s, 2500, 1000, reroute, true);
 	overlaps = rp_topo_lease_overlaps(&d->topo, 0, 1, &handed, &gap);
@@ -306,8 +309,16 @@ int main(int argc, char **argv)
 		printf("\nThe topology stays up: ip netns list; ip netns exec %s ip route; "
 		       "build/rp-load --status %s. Ctrl-C ends.\n",
 		       d.topo.ns_client, d.topo.sw[1].if_int);
+		sigset_t block, old;
+
+		/* blocked while `stop` is tested: no signal lost before the wait */
+		sigemptyset(&block);
+		sigaddset(&block, SIGINT);
+		sigaddset(&block, SIGTERM);
+		sigprocmask(SIG_BLOCK, &block, &old);
 		while (!stop)
-			pause();
+			sigsuspend(&old);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 	}
 	teardown(&d);
 	if (err) {

@@ -40,8 +40,11 @@ int rp_stream_open(struct rp_stream *s, struct rp_topo *t, unsigned int n, uint1
 		return -ENOMEM;
 	inet_pton(AF_INET, RP_TOPO_SERVER, &srv.sin_addr);
 	lfd = rp_topo_socket(t->ns_server, AF_INET, SOCK_STREAM);
-	if (lfd < 0)
+	if (lfd < 0) {
+		free(s->c);
+		s->c = NULL;
 		return lfd;
+	}
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, (struct sockaddr *)&srv, sizeof(srv)) || listen(lfd, (int)n + 8)) {
 		err = -errno;
@@ -58,8 +61,13 @@ int rp_stream_open(struct rp_stream *s, struct rp_topo *t, unsigned int n, uint1
 		/* bounded: a connect that never completes must not hang the caller */
 		setsockopt(c->cfd, SOL_SOCKET, SO_SNDTIMEO,
 			   &(struct timeval){ .tv_sec = 5 }, sizeof(struct timeval));
-		if (connect(c->cfd, (struct sockaddr *)&srv, sizeof(srv)) || !readable(lfd, 5000)) {
-			err = errno ? -errno : -ETIMEDOUT;
+		if (connect(c->cfd, (struct sockaddr *)&srv, sizeof(srv))) {
+			err = -errno;
+			close(c->cfd);
+			goto out;
+		}
+		if (!readable(lfd, 5000)) {
+			err = -ETIMEDOUT;
 			close(c->cfd);
 			goto out;
 		}

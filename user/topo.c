@@ -147,16 +147,17 @@ int rp_topo_socket(const char *ns, int domain, int type)
 pid_t rp_topo_spawn(const char *ns, const char *const *argv, const char *log)
 {
 	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	pid_t pid;
+	pid_t pid, parent;
 
 	if (fd < 0)
 		return -errno;
+	parent = getpid();
 	pid = fork();
 	if (pid == 0) {
-		if (enter_ns(ns))
-			_exit(126);
 		/* it must not outlive its starter, whatever happens to it */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent || enter_ns(ns))
+			_exit(126);
 		dup2(fd, STDOUT_FILENO);
 		dup2(fd, STDERR_FILENO);
 		execv(argv[0], (char *const *)argv);
@@ -410,6 +411,7 @@ int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *e
 	if (s->load_pid < 0)
 		return (int)s->load_pid;
 	if (!rp_topo_wait_log(s->log, "joined store", 5000) || waitpid(s->load_pid, NULL, WNOHANG)) {
+		rp_topo_stop(&s->load_pid, true);	/* reaped or killed: never signalled again */
 		pr_warn("topo: rp-load on sw%u did not join the store (see %s)\n", i + 1, s->log);
 		return -ETIMEDOUT;
 	}
