@@ -206,7 +206,7 @@ static int scene_reroute(struct demo *d)
 {
 	struct rp_stream s;
 	unsigned int handed;
-	uint64_t gap;
+	uint64_t gap, max_gap;
 	int err, overlaps;
 
 	printf("\n== With redplane: live reroute, both switches up ==\n");
@@ -221,12 +221,12 @@ static int scene_reroute(struct demo *d)
 	}
 	say(d, "%u TCP connections streaming through sw1", d->conns);
 	stream_for(d, &s, 2500, 1000, reroute, true);
-	overlaps = rp_topo_lease_overlaps(&d->topo, 0, 1, &handed, &gap);
+	overlaps = rp_topo_lease_overlaps(&d->topo, 0, 1, &handed, &gap, &max_gap);
 	say(d, "sw1 gave %lld leases up on revoke; sw2 took them over",
 	    rp_topo_dp_stat(&d->topo, 0, "revoke"));
 	if (overlaps == 0 && handed)
-		say(d, "never processed by both: %u flows handed over, the closest handover "
-		       "%.1f us after sw1 let go", handed, (double)gap / 1e3);
+		say(d, "never processed by both: %u flows handed over, %.1f to %.1f us after "
+		       "sw1 let go of each", handed, (double)gap / 1e3, (double)max_gap / 1e3);
 	else
 		say(d, "LEASE OVERLAP: %d of %u flows held by both at once", overlaps, handed);
 	if (overlaps != 0)

@@ -518,7 +518,7 @@ static int open_flows(struct rp_topo *t, unsigned int i)
 }
 
 int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
-			   unsigned int *handed, uint64_t *min_gap_ns)
+			   unsigned int *handed, uint64_t *min_gap_ns, uint64_t *max_gap_ns)
 {
 	int fa = open_flows(t, a), fb = open_flows(t, b), overlaps = 0;
 	struct rp_flow_key key, next, *prev = NULL;
@@ -527,6 +527,7 @@ int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
 
 	*handed = 0;
 	*min_gap_ns = UINT64_MAX;
+	*max_gap_ns = 0;
 	if (fa < 0 || fb < 0) {
 		overlaps = -ENOENT;
 		goto out;
@@ -535,7 +536,7 @@ int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
 	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	while (bpf_map_get_next_key(fa, prev, &next) == 0) {
 		struct rp_dp_flow x, y;
-		uint64_t x_end, y_end;
+		uint64_t x_end, y_end, gap;
 
 		key = next;
 		prev = &key;
@@ -550,10 +551,11 @@ int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
 			overlaps++;
 			continue;
 		}
-		if (y.since_ns >= x_end && y.since_ns - x_end < *min_gap_ns)
-			*min_gap_ns = y.since_ns - x_end;
-		if (x.since_ns >= y_end && x.since_ns - y_end < *min_gap_ns)
-			*min_gap_ns = x.since_ns - y_end;
+		gap = y.since_ns >= x_end ? y.since_ns - x_end : x.since_ns - y_end;
+		if (gap < *min_gap_ns)
+			*min_gap_ns = gap;
+		if (gap > *max_gap_ns)
+			*max_gap_ns = gap;
 	}
 out:
 	if (fa >= 0)

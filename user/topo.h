@@ -88,10 +88,11 @@ int rp_topo_kernel_nat(struct rp_topo *t, unsigned int i);
 /*
  * Compares the leases two switches held (the since/until marks of their
  * flows maps): returns how many flows were held by both at one instant;
- * *handed is set to how many flows both held at some time.
+ * *handed is set to how many flows both held at some time, and the gaps
+ * between one letting go and the other taking over to their least and most.
  */
 int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
-			   unsigned int *handed, uint64_t *min_gap_ns);
+			   unsigned int *handed, uint64_t *min_gap_ns, uint64_t *max_gap_ns);
 
 /* XDP in native mode on a namespace's interface (replacing what is there). */
 int rp_topo_xdp_attach(const char *ns, const char *ifname, int prog_fd);
