@@ -120,7 +120,7 @@ report() {
 		echo "0 passed, 1 failed"
 		exit 1
 	fi
-	grep -aE '^\[(PASS|FAIL|SKIP|----)\]' "$RESULTS/log" | grep -av '^\[----\] *$' || true
+	grep -aE '^\[(PASS|FAIL|SKIP|----)\]' "$RESULTS/log" | grep -av -e '^\[----\] *$' -e 'Test is disabled' || true
 	line=$(grep -a 'Synthesis:' "$RESULTS/log" | tail -n 1)
 	passed=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
 	failed=$(sed -n 's/.*Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2/p' <<<"$line" |
