@@ -102,8 +102,9 @@ boot() {
 	say "booting $KNAME under qemu (software emulation), tests: ${FILTER:-all}"
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -m 3G -smp 2 -cpu max \
 		-kernel "$KIMAGE" -initrd "$CACHE/initramfs.gz" \
-		-append "console=ttyS0 panic=-1 quiet rp_repo=$REPO rp_output=$OUTPUT rp_filter=${FILTER:-all}" \
-		-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on" \
+		-append "console=ttyS0 panic=-1 quiet rp_output=$OUTPUT rp_filter=${FILTER:-all}" \
+		-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
+		-virtfs "local,path=$REPO,mount_tag=repo,security_model=none,readonly=on,multidevs=remap" \
 		-virtfs "local,path=$RESULTS,mount_tag=results,security_model=none" \
 		-nographic -no-reboot -display none >"$RESULTS/console" 2>&1 || true
 }
