@@ -175,16 +175,4 @@ static __always_inline int rp_forward(struct xdp_md *ctx, struct ethhdr *eth, st
 	}
 }
 
-static __always_inline void rp_key_v4(struct rp_flow_key *k, __u8 proto, __be32 saddr,
-				      __be16 sport, __be32 daddr, __be16 dport)
-{
-	__builtin_memset(k, 0, sizeof(*k));
-	k->family = RP_AF_INET;
-	k->proto = proto;
-	k->sport = sport;
-	k->dport = dport;
-	k->saddr.v4 = saddr;
-	k->daddr.v4 = daddr;
-}
-
 #endif /* __RP_HELPERS_H */

@@ -225,18 +225,6 @@ int rp_msg_encode(void *buf, size_t cap, const struct rp_msg_view *v)
 	return (int)len;
 }
 
-void rp_key_v4(struct rp_flow_key *k, uint8_t proto, uint32_t saddr_be,
-	       uint16_t sport_be, uint32_t daddr_be, uint16_t dport_be)
-{
-	memset(k, 0, sizeof(*k));
-	k->family = RP_AF_INET;
-	k->proto = proto;
-	k->sport = sport_be;
-	k->dport = dport_be;
-	k->saddr.v4 = saddr_be;
-	k->daddr.v4 = daddr_be;
-}
-
 bool rp_key_eq(const struct rp_flow_key *a, const struct rp_flow_key *b)
 {
 	return !memcmp(a, b, sizeof(*a));

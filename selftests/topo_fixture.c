@@ -58,6 +58,19 @@ void topo_switch(unsigned int i, const char *const *extra)
 	cr_assert_eq(err, 0, "rp-load on sw%u: %s (log %s)", i + 1, strerror(-err), topo.sw[i].log);
 }
 
+long long topo_agent_stat(unsigned int i, const char *name, long long min)
+{
+	long long v = -1;
+
+	for (int t = 0; t < 100; t++) {
+		v = rp_topo_agent_stat(&topo, i, name);
+		if (v >= min)
+			break;
+		usleep(100000);
+	}
+	return v;
+}
+
 int topo_readable(int fd, int ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };

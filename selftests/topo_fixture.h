@@ -30,4 +30,10 @@ int topo_readable(int fd, int ms);
 /* rp-load's counters reach the pins every 100 ms. */
 #define PUBLISH_MS	200
 
+/*
+ * rp-load's counter `name` on switch i once it is at least `min` (or after
+ * 10 s: a slow machine publishes late); returns the last value read.
+ */
+long long topo_agent_stat(unsigned int i, const char *name, long long min);
+
 #endif /* __TOPO_FIXTURE_H */

@@ -62,9 +62,7 @@ int rp_msg_encode(void *buf, size_t cap, const struct rp_msg_view *v);
 /* Messages a switch sends (store accepts), and those a store sends. */
 bool rp_msg_from_switch(uint8_t type);
 
-/* Key helpers: a key is compared and hashed as its 40 wire bytes. */
-void rp_key_v4(struct rp_flow_key *k, uint8_t proto, uint32_t saddr_be,
-	       uint16_t sport_be, uint32_t daddr_be, uint16_t dport_be);
+/* A key is compared and hashed as its 40 wire bytes (rp_key_v4: proto.h). */
 bool rp_key_eq(const struct rp_flow_key *a, const struct rp_flow_key *b);
 
 const char *rp_msg_type_name(unsigned int type);

@@ -136,6 +136,19 @@ _Static_assert(__builtin_offsetof(struct rp_msg, state) == 64, "state offset");
 _Static_assert(RP_STATE_MAX <= 255, "state_len is one byte");
 _Static_assert(RP_PKT_MAX <= 65535, "pkt_len is two bytes");
 
+/* An IPv4 key; addresses and ports in network order.  For BPF and userspace. */
+static inline void rp_key_v4(struct rp_flow_key *k, __u8 proto, __be32 saddr, __be16 sport,
+			     __be32 daddr, __be16 dport)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = RP_AF_INET;
+	k->proto = proto;
+	k->sport = sport;
+	k->dport = dport;
+	k->saddr.v4 = saddr;
+	k->daddr.v4 = daddr;
+}
+
 /* Lease generations are 16-bit and wrap the same way. */
 static inline int rp_gen_after(__u16 a, __u16 b)
 {
