@@ -110,7 +110,7 @@ boot() {
 }
 
 report() {
-	local line passed failed
+	local line passed failed skipped
 	# kept for a look after the run
 	cp "$RESULTS/log" "$CACHE/last.log" 2>/dev/null || true
 	cp "$RESULTS/dmesg" "$CACHE/last.dmesg" 2>/dev/null || true
@@ -130,8 +130,9 @@ report() {
 		say "the VM kernel warned (above): counted as a failure"
 		failed=$((${failed:-0} + 1))
 	fi
+	skipped=$(grep -a '^\[SKIP\]' "$RESULTS/log" | grep -avc 'Test is disabled' || true)
 	say "kernel $(cat "$RESULTS/uname" 2>/dev/null), tests exit status $(cat "$RESULTS/status")"
-	echo "${passed:-0} passed, ${failed:-1} failed"
+	echo "${passed:-0} passed, ${failed:-1} failed, ${skipped:-0} skipped"
 	[ "$(cat "$RESULTS/status")" = 0 ] && [ "${failed:-1}" = 0 ]
 }
 
