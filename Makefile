@@ -45,7 +45,7 @@ RP_LOAD := $(OUTPUT)/rp-load
 XDP_BENCH := $(OUTPUT)/xdp-bench
 RP_DEMO := $(OUTPUT)/rp-demo
 TOPO_OBJS := $(OUTPUT)/user/topo.o $(OUTPUT)/user/stream.o
-TCP_PROBE := $(OUTPUT)/tcp-probe
+NAT_BENCH := $(OUTPUT)/nat-bench
 RP_BENCH := $(OUTPUT)/rp-bench
 RP_ECHO := $(OUTPUT)/rp-echo
 SELFTESTS := $(OUTPUT)/selftests/rp-selftests
@@ -55,7 +55,7 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 .PHONY: all test bench demo vmtest help clean deps
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
-all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(TCP_PROBE) $(SELFTESTS) \
+all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(SELFTESTS) \
      $(OUTPUT)/bpf/veth_peer.bpf.o
 
 ## deps: install build and test dependencies (Debian packages; needs root)
@@ -85,7 +85,7 @@ bench: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)OUTPUT=$(OUTPUT) bench/store-bench.sh
 	$(Q)$(XDP_BENCH)
-	$(Q)OUTPUT=$(OUTPUT) bench/nat-bench.sh
+	$(Q)$(NAT_BENCH)
 
 ## help: this list (V=1 shows full commands; OUTPUT=dir moves the build)
 help:
@@ -156,9 +156,11 @@ $(XDP_BENCH): $(OUTPUT)/bench/xdp-bench.o $(LIBREDPLANE)
 
 $(OUTPUT)/bench/xdp-bench.o: $(SKELS)
 
-$(TCP_PROBE): $(OUTPUT)/bench/tcp-probe.o $(LIBREDPLANE)
+$(NAT_BENCH): $(OUTPUT)/bench/nat-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
+
+$(OUTPUT)/bench/nat-bench.o: ALL_CPPFLAGS += -Iuser
 
 $(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)
