@@ -28,8 +28,9 @@ msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
 endif
 
 LIB_SRCS := lib/addr.c lib/codec.c lib/log.c lib/parse.c lib/steer.c
-STORE_LIB_SRCS := store/flow_table.c store/lease.c store/session.c store/shard.c store/stats.c
-STORE_SRCS := $(STORE_LIB_SRCS) store/main.c
+STORE_LIB_SRCS := store/chain.c store/flow_table.c store/lease.c store/session.c store/shard.c \
+		  store/stats.c
+STORE_SRCS := $(STORE_LIB_SRCS) store/coord.c store/main.c
 
 LOAD_SRCS := user/rp-load.c user/heartbeat.c user/retransmit.c user/status.c
 TEST_SRCS := $(wildcard selftests/*.c)
@@ -136,9 +137,9 @@ $(LIBREDPLANE): $(LIB_OBJS) $(STORE_LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(RP_STORE): $(OUTPUT)/store/main.o $(LIBREDPLANE)
+$(RP_STORE): $(OUTPUT)/store/main.o $(OUTPUT)/store/coord.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) -lzookeeper_mt
 
 $(RP_LOAD): $(LOAD_OBJS) $(LIBREDPLANE)
 	$(call msg,LINK,$@)

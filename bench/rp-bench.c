@@ -72,6 +72,7 @@ struct bench {
 	struct tx_batch tx[MAX_SOCKETS];
 	struct slot *slots;
 	uint32_t *seq;		/* per flow, write mode */
+	uint16_t *gen;		/* per flow: the lease generation its grant named */
 	uint32_t epoch;
 	uint32_t nonce;
 	uint32_t next_flow;
@@ -160,6 +161,7 @@ static void send_slot(struct bench *b, uint32_t i, bool writes, bool resend)
 	if (writes) {
 		v.type = RP_MSG_WRITE;
 		v.seq = resend ? b->seq[s->flow] : ++b->seq[s->flow];
+		v.gen = b->gen[s->flow];
 	} else {
 		v.type = RP_MSG_LEASE_REQ;
 		if (!resend)
@@ -221,6 +223,9 @@ static int64_t on_reply(struct bench *b, const uint8_t *buf, size_t len, uint64_
 		return -1;	/* the reply to a request already resent */
 	if (v.type == RP_MSG_REJECT)
 		b->rejects[v.reason]++;
+	else if ((v.type == RP_MSG_GRANT || v.type == RP_MSG_MIGRATE) && !b->o.echo &&
+		 b->slots[pkt.slot].flow < b->o.flows)
+		b->gen[b->slots[pkt.slot].flow] = v.gen;
 	else if (!b->o.echo && v.type != RP_MSG_GRANT && v.type != RP_MSG_ACK &&
 		 v.type != RP_MSG_MIGRATE)
 		b->unexpected++;
@@ -495,7 +500,8 @@ int main(int argc, char **argv)
 	writes = b->o.mode == MODE_WRITE;
 	b->slots = calloc(b->o.window, sizeof(*b->slots));
 	b->seq = calloc(b->o.flows, sizeof(*b->seq));
-	if (!b->slots || !b->seq)
+	b->gen = calloc(b->o.flows, sizeof(*b->gen));
+	if (!b->slots || !b->seq || !b->gen)
 		return 1;
 	for (unsigned int i = 0; i < sizeof(b->state); i++)
 		b->state[i] = (uint8_t)(i * 13);

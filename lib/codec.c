@@ -31,6 +31,7 @@ static const char *const reject_names[__RP_REJ_MAX] = {
 	[RP_REJ_TABLE_FULL] = "table_full",
 	[RP_REJ_NO_FLOW] = "no_flow",
 	[RP_REJ_CONFLICT] = "conflict",
+	[RP_REJ_NOT_HEAD] = "not_head",
 };
 
 static const char *const decode_err_names[__RP_E_MAX] = {

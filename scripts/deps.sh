@@ -9,6 +9,8 @@ PKGS=(
 	libbpf-dev bpftool libxdp-dev libelf-dev zlib1g-dev linux-libc-dev
 	libcriterion-dev
 	iproute2 procps ethtool nftables
+	# rp-store chains: ZooKeeper holds the membership (docs/CHAIN.md)
+	zookeeper libzookeeper-mt-dev
 	# make vmtest: software-emulated VMs on Debian's kernel packages
 	qemu-system-x86 busybox-static kmod xz-utils
 )

@@ -102,7 +102,14 @@ struct rp_flow *rp_flow_insert(struct rp_flow_table *t, uint8_t app_id,
 	f = &t->flows[t->count];
 	t->index[i] = (h & 0xFFFFFFFF00000000ull) | (uint64_t)(t->count + 1);
 	t->count++;
+	memset(f, 0, sizeof(*f));	/* a cleared table reuses records */
 	f->key = *key;
 	f->app_id = app_id;
 	return f;
+}
+
+void rp_flow_table_clear(struct rp_flow_table *t)
+{
+	memset(t->index, 0, ((size_t)t->mask + 1) * sizeof(*t->index));
+	t->count = 0;
 }

@@ -41,6 +41,8 @@ void rp_flow_table_free(struct rp_flow_table *t);
 
 struct rp_flow *rp_flow_lookup(const struct rp_flow_table *t, uint8_t app_id,
 			       const struct rp_flow_key *key);
+/* Forgets every flow (a chain replica about to receive a whole copy). */
+void rp_flow_table_clear(struct rp_flow_table *t);
 /* Adds a zeroed record for a key not in the table; NULL when full. */
 struct rp_flow *rp_flow_insert(struct rp_flow_table *t, uint8_t app_id,
 			       const struct rp_flow_key *key);

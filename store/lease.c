@@ -33,6 +33,20 @@ static void emit(struct rp_shard *s, const struct rp_sockaddr *to, const struct 
 	s->nout++;
 }
 
+/*
+ * A change to a flow, with the reply that reports it (may be NULL).  In a
+ * chain the reply leaves only once the tail has the change, so no switch
+ * hears of state that one replica's crash could lose.
+ */
+static void commit(struct rp_shard *s, const struct rp_flow *f, const struct rp_sockaddr *to,
+		   const struct rp_msg_view *reply)
+{
+	if (s->chain)
+		rp_chain_put_flow(s, f, to, reply);
+	else if (reply)
+		emit(s, to, reply);
+}
+
 static uint32_t lease_ms(const struct rp_shard *s)
 {
 	return s->cfg->lease_ms;
@@ -58,7 +72,7 @@ static void send_lease(struct rp_shard *s, const struct rp_sockaddr *to, const s
 		.pkt = pkt,
 	};
 
-	emit(s, to, &r);
+	commit(s, f, to, &r);
 	if (type == RP_MSG_GRANT)
 		STAT_INC(s->stats.grant);
 	else
@@ -153,6 +167,7 @@ static void waiter_grant(struct rp_shard *s, struct rp_waiter *w, uint64_t now)
 		/* its switch must rejoin and ask again; the flow stays free */
 		STAT_INC(s->stats.wait_dropped);
 		f->owner = 0;
+		commit(s, f, NULL, NULL);
 		waiter_free(s, w);
 		return;
 	}
@@ -213,6 +228,8 @@ static void owner_gave_up(struct rp_shard *s, struct rp_flow *f, uint64_t now)
 	if (f->waiter) {
 		STAT_INC(s->stats.wait_done_ack);
 		waiter_grant(s, &s->waiters[f->waiter - 1], now);
+	} else {
+		commit(s, f, NULL, NULL);
 	}
 }
 
@@ -311,7 +328,11 @@ static void handle_heartbeat(struct rp_shard *s, const struct rp_msg_view *v,
 	}
 	else
 		STAT_INC(s->stats.session_renew);
-	emit(s, from, &r);
+	/* the epoch, and where revokes go, must outlive this replica */
+	if (s->chain)
+		rp_chain_put_session(s, v->switch_id, epoch, from, from, &r);
+	else
+		emit(s, from, &r);
 }
 
 /* WRITE and SNAPSHOT: the full new state, committed if its seq is newer. */
@@ -365,7 +386,8 @@ static void handle_write(struct rp_shard *s, const struct rp_msg_view *v,
 		.key = f->key,
 		.pkt = v->pkt,
 	};
-	emit(s, from, &ack);
+	/* a duplicate's ACK waits too: the first copy may not be at the tail yet */
+	commit(s, f, from, &ack);
 }
 
 static void handle_revoke_ack(struct rp_shard *s, const struct rp_msg_view *v, uint64_t now)
@@ -407,6 +429,18 @@ void rp_store_handle(struct rp_shard *s, const void *dgram, size_t len,
 		return;
 	}
 	STAT_INC(s->stats.rx_type[v.type]);
+	if (s->chain) {
+		if (!rp_chain_serves(s)) {
+			rp_chain_not_head(s, &v, from);
+			return;
+		}
+		if (!rp_chain_has_room(s)) {
+			/* the chain is behind (a successor is being replaced): retry later */
+			STAT_INC(s->stats.chain_full);
+			send_reject(s, from, &v, RP_REJ_BUSY, 0);
+			return;
+		}
+	}
 
 	switch (v.type) {
 	case RP_MSG_HEARTBEAT:
@@ -457,4 +491,11 @@ void rp_store_tick(struct rp_shard *s, uint64_t now)
 			w->next_revoke_ns = now + revoke_interval_ns(s);
 		}
 	}
+}
+
+void rp_store_drop_waiters(struct rp_shard *s)
+{
+	for (uint32_t i = 0; i < s->cfg->wait_queue && s->nwaiting; i++)
+		if (s->waiters[i].flow)
+			waiter_free(s, &s->waiters[i]);
 }

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "redplane/log.h"
@@ -20,6 +22,9 @@
 #define DEFAULT_MAX_FLOWS	1000000
 #define DEFAULT_WAIT_QUEUE	1024
 #define RCVBUF_BYTES		(4 << 20)
+#define DEFAULT_FAILURE_TIMEOUT_MS	1000
+#define CONFIG_MAX		65536	/* bytes of a --config file */
+#define CONFIG_ARGS		512
 
 static const char usage_text[] =
 	"Usage: rp-store --listen ADDR:PORT [options]\n"
@@ -39,6 +44,21 @@ static const char usage_text[] =
 	"                          leases of a previous run lapse first (default: the\n"
 	"                          lease period; 0 for a store that never ran before)\n"
 	"  -S, --stats-file PATH   rewrite statistics to PATH every second\n"
+	"\n"
+	"Chain replication (docs/CHAIN.md); all four of --zk, --replica-id, and an\n"
+	"IPv4 --listen make this process one replica of a chain:\n"
+	"  -z, --zk HOSTS          ZooKeeper ensemble, HOST:PORT[,HOST:PORT...]\n"
+	"  -c, --chain NAME        the chain this replica belongs to (default 'default');\n"
+	"                          switches shard flows over several chains\n"
+	"  -i, --replica-id N      this replica's identity in its chain, 1-65535\n"
+	"  -p, --peer ADDR:PORT    chain links between replicas: shard i listens on\n"
+	"                          PORT + i (default: the --listen address, port + 1)\n"
+	"  -t, --failure-timeout-ms MS\n"
+	"                          a replica silent this long leaves the chain; it is\n"
+	"                          its ZooKeeper session timeout, renewed every third\n"
+	"                          of it (200-60000, default 1000)\n"
+	"  -C, --config FILE       read options from FILE first: one 'name value' per\n"
+	"                          line, names as the long options; # comments\n"
 	"  -v, --verbose           log each session change\n"
 	"  -h, --help              this text\n"
 	"  -V, --version           print the version\n"
@@ -55,27 +75,147 @@ static const struct option long_opts[] = {
 	{ "wait-ms", required_argument, NULL, 'w' },
 	{ "grace-ms", required_argument, NULL, 'g' },
 	{ "stats-file", required_argument, NULL, 'S' },
+	{ "zk", required_argument, NULL, 'z' },
+	{ "chain", required_argument, NULL, 'c' },
+	{ "replica-id", required_argument, NULL, 'i' },
+	{ "peer", required_argument, NULL, 'p' },
+	{ "failure-timeout-ms", required_argument, NULL, 't' },
+	{ "config", required_argument, NULL, 'C' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
 
+#define OPTSTRING ":l:s:L:m:q:w:g:S:z:c:i:p:t:C:vhV"
+
+struct parse_state {
+	bool have_listen, have_wait, have_grace, have_peer;
+	char *file_args;	/* a --config file's text, argv points into it */
+	char **file_argv;
+};
+
+static int parse_opts(int argc, char **argv, struct rp_store_cfg *cfg, struct parse_state *ps);
+
+/*
+ * --config FILE: "name value" lines become "--name value" and are parsed
+ * like the command line, before it, so the command line wins.  The strings
+ * live as long as the process (cfg points into them).
+ */
+static int parse_config_file(const char *path, struct rp_store_cfg *cfg, struct parse_state *ps)
+{
+	char *save = NULL, *line, **argv;
+	int argc = 1;
+	size_t len;
+	FILE *f;
+
+	if (ps->file_args) {
+		pr_warn("rp-store: --config may be given once\n");
+		return -EINVAL;
+	}
+	f = fopen(path, "r");
+	if (!f) {
+		pr_warn("rp-store: Couldn't read --config '%s': %s\n", path, strerror(errno));
+		return -EINVAL;
+	}
+	ps->file_args = calloc(1, CONFIG_MAX + 1);
+	ps->file_argv = argv = calloc(CONFIG_ARGS + 2, sizeof(char *));
+	if (!ps->file_args || !argv) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	len = fread(ps->file_args, 1, CONFIG_MAX + 1, f);
+	fclose(f);
+	if (len > CONFIG_MAX) {
+		pr_warn("rp-store: --config '%s' is larger than %d bytes\n", path, CONFIG_MAX);
+		return -EINVAL;
+	}
+	argv[0] = "rp-store";
+	for (line = strtok_r(ps->file_args, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *name = line + strspn(line, " \t"), *value, *end;
+
+		if (!*name || *name == '#')
+			continue;
+		if (argc + 2 > CONFIG_ARGS) {
+			pr_warn("rp-store: --config '%s' has too many lines\n", path);
+			return -EINVAL;
+		}
+		value = name + strcspn(name, " \t");
+		if (*value)
+			*value++ = 0;
+		value += strspn(value, " \t");
+		for (end = value + strlen(value); end > value && strchr(" \t\r", end[-1]); end--)
+			end[-1] = 0;
+		if (!strcmp(name, "config")) {
+			pr_warn("rp-store: --config '%s': a config file cannot name another\n", path);
+			return -EINVAL;
+		}
+		if (asprintf(&argv[argc], "--%s", name) < 0)
+			return -ENOMEM;
+		argc++;
+		if (*value)
+			argv[argc++] = value;
+	}
+	return parse_opts(argc, argv, cfg, ps);
+}
+
 /* Returns 0 to run, 1 to exit successfully (help, version), -EINVAL. */
 static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 {
-	bool have_listen = false, have_wait = false, have_grace = false;
-	uint32_t v;
-	int c;
+	struct parse_state ps = { 0 };
+	int err;
 
 	*cfg = (struct rp_store_cfg){
 		.shards = 1,
 		.lease_ms = DEFAULT_LEASE_MS,
 		.max_flows = DEFAULT_MAX_FLOWS,
 		.wait_queue = DEFAULT_WAIT_QUEUE,
+		.chain_name = "default",
+		.failure_timeout_ms = DEFAULT_FAILURE_TIMEOUT_MS,
 	};
+	/* a --config file first, wherever it is on the command line */
+	for (int i = 1; i + 1 < argc; i++) {
+		if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-C")) {
+			err = parse_config_file(argv[i + 1], cfg, &ps);
+			if (err)
+				return err;
+		}
+	}
+	err = parse_opts(argc, argv, cfg, &ps);
+	if (err)
+		return err;
+	if (!ps.have_listen) {
+		pr_warn("rp-store: missing --listen ADDR:PORT\n");
+		return -EINVAL;
+	}
+	if (!ps.have_wait)
+		cfg->wait_ms = 2 * cfg->lease_ms;
+	if (!ps.have_grace)
+		cfg->grace_ms = cfg->lease_ms;
+	if (!!cfg->zk_hosts != !!cfg->replica_id) {
+		pr_warn("rp-store: a chain replica needs both --zk and --replica-id\n");
+		return -EINVAL;
+	}
+	if (cfg->zk_hosts && cfg->listen.ss.ss_family != AF_INET) {
+		pr_warn("rp-store: chain replicas listen on IPv4 addresses\n");
+		return -EINVAL;
+	}
+	if (cfg->zk_hosts && !ps.have_peer) {
+		cfg->peer = cfg->listen;
+		cfg->peer_from_listen = true;
+	}
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct rp_store_cfg *cfg, struct parse_state *ps)
+{
+	uint32_t v;
+	int c;
+
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":l:s:L:m:q:w:g:S:vhV", long_opts, NULL)) != -1) {
+	optind = 0;	/* getopt_long starts over: a config file, then argv */
+	while ((c = getopt_long(argc, argv, OPTSTRING, long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			if (rp_addr_parse(optarg, &cfg->listen)) {
@@ -83,7 +223,7 @@ static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 					optarg);
 				return -EINVAL;
 			}
-			have_listen = true;
+			ps->have_listen = true;
 			break;
 		case 's':
 			if (rp_parse_u32("rp-store", "--shards", optarg, 1, RP_SHARDS_MAX, &v))
@@ -108,16 +248,46 @@ static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 		case 'w':
 			if (rp_parse_u32("rp-store", "--wait-ms", optarg, 1, 600000, &cfg->wait_ms))
 				return -EINVAL;
-			have_wait = true;
+			ps->have_wait = true;
 			break;
 		case 'g':
 			if (rp_parse_u32("rp-store", "--grace-ms", optarg, 0, 600000, &cfg->grace_ms))
 				return -EINVAL;
-			have_grace = true;
+			ps->have_grace = true;
 			break;
 		case 'S':
 			cfg->stats_path = optarg;
 			break;
+		case 'z':
+			cfg->zk_hosts = optarg;
+			break;
+		case 'c':
+			if (!*optarg || strlen(optarg) > 64 || strpbrk(optarg, "/ \t")) {
+				pr_warn("rp-store: invalid --chain '%s': 1-64 characters, no '/' or spaces\n",
+					optarg);
+				return -EINVAL;
+			}
+			cfg->chain_name = optarg;
+			break;
+		case 'i':
+			if (rp_parse_u32("rp-store", "--replica-id", optarg, 1, 65535, &v))
+				return -EINVAL;
+			cfg->replica_id = v;
+			break;
+		case 'p':
+			if (rp_addr_parse(optarg, &cfg->peer) || cfg->peer.ss.ss_family != AF_INET) {
+				pr_warn("rp-store: invalid --peer '%s': expected A.B.C.D:PORT\n", optarg);
+				return -EINVAL;
+			}
+			ps->have_peer = true;
+			break;
+		case 't':
+			if (rp_parse_u32("rp-store", "--failure-timeout-ms", optarg, 200, 60000,
+					 &cfg->failure_timeout_ms))
+				return -EINVAL;
+			break;
+		case 'C':
+			break;	/* read before the rest */
 		case 'v':
 			cfg->verbose = true;
 			break;
@@ -139,14 +309,6 @@ static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 		pr_warn("rp-store: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
-	if (!have_listen) {
-		pr_warn("rp-store: missing --listen ADDR:PORT\n");
-		return -EINVAL;
-	}
-	if (!have_wait)
-		cfg->wait_ms = 2 * cfg->lease_ms;
-	if (!have_grace)
-		cfg->grace_ms = cfg->lease_ms;
 	return 0;
 }
 
@@ -305,6 +467,28 @@ static void *shard_main(void *arg)
 	return NULL;
 }
 
+static struct rp_chain chain = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Where this replica stands in its chain: shard 0's view, and the minimum. */
+static void report_chain(FILE *f, struct rp_shard *const *shards, unsigned int n)
+{
+	static const char *const roles[] = {
+		[RP_ROLE_NONE] = "none", [RP_ROLE_HEAD] = "head", [RP_ROLE_MIDDLE] = "middle",
+		[RP_ROLE_TAIL] = "tail", [RP_ROLE_ALONE] = "alone",
+	};
+	const struct rp_shard_chain *c0 = shards[0]->chain;
+	uint32_t whole = 1;
+
+	for (unsigned int i = 0; i < n; i++)
+		whole &= atomic_load_explicit(&shards[i]->chain->g_whole, memory_order_relaxed);
+	fprintf(f, "chain_role %s\n",
+		roles[atomic_load_explicit(&c0->g_role, memory_order_relaxed) % 5]);
+	fprintf(f, "chain_version %u\n", atomic_load_explicit(&c0->g_version, memory_order_relaxed));
+	fprintf(f, "chain_whole %u\n", whole);
+	fprintf(f, "chain_index %llu\n",
+		(unsigned long long)atomic_load_explicit(&c0->g_idx, memory_order_relaxed));
+}
+
 static void report_stats(FILE *f, struct rp_shard *const *shards, unsigned int n,
 			 const struct rp_sessions *sessions)
 {
@@ -315,6 +499,48 @@ static void report_stats(FILE *f, struct rp_shard *const *shards, unsigned int n
 	for (unsigned int i = 0; i < n; i++)
 		flows += __atomic_load_n(&shards[i]->flows.count, __ATOMIC_RELAXED);
 	rp_stats_print(f, &sum, flows, rp_sessions_count_live(sessions, rp_now_ns()));
+	if (shards[0]->chain)
+		report_chain(f, shards, n);
+}
+
+/* Makes this process a replica of its chain (before the shards start). */
+static int chain_setup(struct rp_store_cfg *cfg, struct rp_shard *const *shards)
+{
+	int err;
+
+	chain.name = cfg->chain_name;
+	chain.zk_hosts = cfg->zk_hosts;
+	chain.timeout_ms = cfg->failure_timeout_ms;
+	chain.shards = cfg->shards;
+	chain.self.id = cfg->replica_id;
+	if (getrandom(&chain.self.inc, sizeof(chain.self.inc), 0) != sizeof(chain.self.inc))
+		return -errno;
+	memcpy(&chain.self.client, &cfg->listen.ss, sizeof(chain.self.client));
+	if (cfg->peer_from_listen) {
+		chain.self.peer = chain.self.client;
+		chain.self.peer.sin_port = htons((uint16_t)(ntohs(chain.self.client.sin_port) + 1));
+	} else {
+		memcpy(&chain.self.peer, &cfg->peer.ss, sizeof(chain.self.peer));
+	}
+	for (unsigned int i = 0; i < cfg->shards; i++) {
+		chain.wake_fd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (chain.wake_fd[i] < 0)
+			return -errno;
+		err = rp_chain_shard_init(shards[i], &chain);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void chain_teardown(struct rp_shard *const *shards, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		if (shards[i])
+			rp_chain_shard_free(shards[i]);
+		if (chain.wake_fd[i] > 0)
+			close(chain.wake_fd[i]);
+	}
 }
 
 static void write_stats_file(const char *path, struct rp_shard *const *shards, unsigned int n,
@@ -354,6 +580,8 @@ static void serve(const struct rp_store_cfg *cfg, struct rp_shard *const *shards
 		for (unsigned int i = 0; i < cfg->shards; i++)
 			if (threads[i].err)	/* a shard died: stop the whole store */
 				return;
+		if (atomic_load(&chain.fatal))
+			return;
 		if (cfg->stats_path)
 			write_stats_file(cfg->stats_path, shards, cfg->shards, sessions);
 	}
@@ -410,7 +638,16 @@ int main(int argc, char **argv)
 		goto cleanup;
 	for (i = 0; i < cfg.shards; i++) {
 		shards[i]->fd = fds[i];
-		shards[i]->serve_from_ns = rp_now_ns() + (uint64_t)cfg.grace_ms * 1000000ull;
+		/* a chain's head applies the grace when it starts a new chain */
+		if (!cfg.zk_hosts)
+			shards[i]->serve_from_ns = rp_now_ns() + (uint64_t)cfg.grace_ms * 1000000ull;
+	}
+	if (cfg.zk_hosts) {
+		err = chain_setup(&cfg, shards);
+		if (err) {
+			pr_warn("rp-store: Couldn't set up chain replication: %s\n", strerror(-err));
+			goto cleanup;
+		}
 	}
 
 	stop_fd = eventfd(0, EFD_CLOEXEC);
@@ -429,16 +666,28 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (cfg.zk_hosts) {
+		err = rp_coord_start(&chain);
+		if (err)
+			goto cleanup;
+	}
+
 	/* tests and scripts read the port from this line */
 	printf("rp-store: listening on %s (%u shard%s, lease %u ms, max %u flows)\n",
 	       rp_addr_str((struct sockaddr *)&cfg.listen.ss, as, sizeof(as)), cfg.shards,
 	       cfg.shards == 1 ? "" : "s", cfg.lease_ms, cfg.max_flows);
+	if (cfg.zk_hosts)
+		printf("rp-store: replica %u of chain '%s', ZooKeeper %s, links on %s\n",
+		       chain.self.id, chain.name, chain.zk_hosts,
+		       rp_addr_str((struct sockaddr *)&chain.self.peer, as, sizeof(as)));
 	fflush(stdout);
 
 	serve(&cfg, shards, &sessions, &sigs, threads);
-	err = 0;
+	err = atomic_load(&chain.fatal) ? -ENOTCONN : 0;
 
 cleanup:
+	/* leave the chain first: the others reconfigure at once */
+	rp_coord_stop(&chain);
 	if (stop_fd >= 0 && write(stop_fd, &one, sizeof(one)) < 0)
 		pr_warn("rp-store: Couldn't signal shard threads: %s\n", strerror(errno));
 	for (i = 0; i < started; i++) {
@@ -452,6 +701,7 @@ cleanup:
 		if (cfg.stats_path)
 			write_stats_file(cfg.stats_path, shards, cfg.shards, &sessions);
 	}
+	chain_teardown(shards, cfg.shards);
 	for (i = 0; i < cfg.shards; i++) {
 		if (!shards[i])
 			continue;

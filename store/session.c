@@ -32,14 +32,30 @@ void rp_sessions_free(struct rp_sessions *s)
 	s->rec = NULL;
 }
 
+/* The only writer of a record: a seqlock write of all its fields. */
+static void session_write(struct rp_session_rec *r, uint32_t epoch, uint64_t expiry_ns,
+			  const struct rp_sockaddr *addr)
+{
+	uint32_t seq = atomic_load_explicit(&r->seq, memory_order_relaxed);
+	uint32_t words[RP_ADDR_WORDS] = { 0 };
+
+	memcpy(words, &addr->ss, addr->len < sizeof(words) ? addr->len : sizeof(words));
+	atomic_store_explicit(&r->seq, seq + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&r->epoch, epoch, memory_order_relaxed);
+	atomic_store_explicit(&r->expiry_ns, expiry_ns, memory_order_relaxed);
+	atomic_store_explicit(&r->addr_len, addr->len, memory_order_relaxed);
+	for (int i = 0; i < RP_ADDR_WORDS; i++)
+		atomic_store_explicit(&r->addr[i], words[i], memory_order_relaxed);
+	atomic_store_explicit(&r->seq, seq + 2, memory_order_release);
+}
+
 uint32_t rp_session_heartbeat(struct rp_sessions *s, uint16_t switch_id,
 			      const struct rp_sockaddr *from, uint64_t now_ns, bool *is_new)
 {
 	struct rp_session_rec *r = &s->rec[switch_id];
 	uint32_t epoch = atomic_load_explicit(&r->epoch, memory_order_relaxed);
 	uint64_t expiry = atomic_load_explicit(&r->expiry_ns, memory_order_relaxed);
-	uint32_t seq = atomic_load_explicit(&r->seq, memory_order_relaxed);
-	uint32_t words[RP_ADDR_WORDS] = { 0 };
 
 	*is_new = !epoch || now_ns >= expiry;
 	if (*is_new) {
@@ -47,17 +63,26 @@ uint32_t rp_session_heartbeat(struct rp_sessions *s, uint16_t switch_id,
 		if (!epoch)	/* 0 means "never joined" */
 			epoch = 1;
 	}
-	memcpy(words, &from->ss, from->len < sizeof(words) ? from->len : sizeof(words));
-
-	atomic_store_explicit(&r->seq, seq + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(&r->epoch, epoch, memory_order_relaxed);
-	atomic_store_explicit(&r->expiry_ns, now_ns + s->lease_ns, memory_order_relaxed);
-	atomic_store_explicit(&r->addr_len, from->len, memory_order_relaxed);
-	for (int i = 0; i < RP_ADDR_WORDS; i++)
-		atomic_store_explicit(&r->addr[i], words[i], memory_order_relaxed);
-	atomic_store_explicit(&r->seq, seq + 2, memory_order_release);
+	session_write(r, epoch, now_ns + s->lease_ns, from);
 	return epoch;
+}
+
+void rp_session_put(struct rp_sessions *s, uint16_t switch_id, uint32_t epoch,
+		    const struct rp_sockaddr *addr, uint64_t expiry_ns)
+{
+	session_write(&s->rec[switch_id], epoch, expiry_ns, addr);
+}
+
+void rp_sessions_restart_clock(struct rp_sessions *s, uint64_t now_ns)
+{
+	struct rp_session out;
+
+	for (unsigned int id = 1; id < RP_SWITCHES; id++) {
+		if (!atomic_load_explicit(&s->rec[id].epoch, memory_order_relaxed))
+			continue;
+		rp_session_read(s, (uint16_t)id, &out);
+		session_write(&s->rec[id], out.epoch, now_ns + s->lease_ns, &out.addr);
+	}
 }
 
 void rp_session_read(const struct rp_sessions *s, uint16_t switch_id, struct rp_session *out)

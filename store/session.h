@@ -50,6 +50,17 @@ void rp_sessions_free(struct rp_sessions *s);
 uint32_t rp_session_heartbeat(struct rp_sessions *s, uint16_t switch_id,
 			      const struct rp_sockaddr *from, uint64_t now_ns, bool *is_new);
 
+/*
+ * Writer side, chain replicas: the record as the head made it.  A replica
+ * that is not the head keeps replicated sessions live (expiry UINT64_MAX)
+ * until it becomes the head, which then restarts every session's clock
+ * (rp_sessions_restart_clock): it cannot know when a switch last renewed,
+ * only that no switch holds a lease past one lease period from now.
+ */
+void rp_session_put(struct rp_sessions *s, uint16_t switch_id, uint32_t epoch,
+		    const struct rp_sockaddr *addr, uint64_t expiry_ns);
+void rp_sessions_restart_clock(struct rp_sessions *s, uint64_t now_ns);
+
 /* Reader side: a consistent copy of one record. */
 void rp_session_read(const struct rp_sessions *s, uint16_t switch_id, struct rp_session *out);
 

@@ -53,6 +53,22 @@ void rp_shard_free(struct rp_shard *s)
 	s->waiters = NULL;
 }
 
+void rp_shard_emit_raw(struct rp_shard *s, const struct rp_sockaddr *to, const void *msg,
+		       size_t len)
+{
+	struct rp_out_slot *o;
+
+	if (len > sizeof(o->buf))
+		return;
+	if (s->nout == RP_BATCH)
+		rp_shard_flush(s);
+	o = &s->out[s->nout];
+	memcpy(o->buf, msg, len);
+	o->to = *to;
+	s->out_iov[s->nout].iov_len = len;
+	s->nout++;
+}
+
 void rp_shard_flush(struct rp_shard *s)
 {
 	unsigned int sent = 0;
@@ -142,9 +158,18 @@ static int shard_receive(struct rp_shard *s, struct rx_batch *b)
 	return 0;
 }
 
+static int min_timeout(int a, int b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
 int rp_shard_run(struct rp_shard *s, int stop_fd)
 {
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[2 + 8] = {
 		{ .fd = s->fd, .events = POLLIN },
 		{ .fd = stop_fd, .events = POLLIN },
 	};
@@ -157,18 +182,30 @@ int rp_shard_run(struct rp_shard *s, int stop_fd)
 		return -ENOMEM;
 	for (;;) {
 		/* sleep until traffic, unless waiting requests need their tick */
-		int n = poll(pfd, 2, s->nwaiting ? tick_ms : -1);
+		int timeout = s->nwaiting ? tick_ms : -1, nchain = 0, n;
 
+		if (s->chain) {
+			nchain = rp_chain_poll_fds(s, &pfd[2], rp_now_ns());
+			timeout = min_timeout(timeout, rp_chain_poll_timeout_ms(s));
+		}
+		n = poll(pfd, 2 + (nfds_t)nchain, timeout);
 		if (n < 0 && errno != EINTR) {
 			err = -errno;
 			break;
 		}
 		if (pfd[1].revents)
 			break;
+		if (s->chain) {
+			/* entries from upstream before requests: a tail's replies first */
+			rp_chain_poll_done(s, &pfd[2], nchain, rp_now_ns());
+			rp_shard_flush(s);
+		}
 		if (n > 0 && (pfd[0].revents & POLLIN)) {
 			err = shard_receive(s, b);
 			if (err)
 				break;
+			if (s->chain)
+				rp_chain_flush(s);
 		}
 		if (s->nwaiting) {
 			rp_store_tick(s, rp_now_ns());

@@ -13,6 +13,7 @@
 #include "redplane/codec.h"
 #include "redplane/proto.h"
 
+#include "chain.h"
 #include "flow_table.h"
 #include "session.h"
 
@@ -32,6 +33,13 @@ struct rp_store_cfg {
 	uint32_t grace_ms;	/* after start, no lease granted for this long */
 	const char *stats_path;
 	bool verbose;
+	/* chain replication: zk_hosts NULL for a store of one */
+	const char *zk_hosts;
+	const char *chain_name;
+	uint32_t replica_id;
+	struct rp_sockaddr peer;
+	bool peer_from_listen;	/* peer = listen's port + 1, once that is known */
+	uint32_t failure_timeout_ms;
 };
 
 /*
@@ -63,7 +71,17 @@ struct rp_store_cfg {
 	X(write_dup)		/* write seen before: ACKed again */	\
 	X(write_conflict)	/* same seq, another state: refused stale */ \
 	X(snapshot_commit)						\
-	X(snapshot_dup)
+	X(snapshot_dup)							\
+	X(chain_entries)	/* changes the head sent down the chain */ \
+	X(chain_applied)	/* entries applied from the predecessor */ \
+	X(chain_replies)	/* replies sent as the tail */		\
+	X(chain_resent)		/* entries sent again to a new successor */ \
+	X(chain_copies)		/* whole copies sent to a successor */	\
+	X(chain_copy_records)	/* records in those copies */		\
+	X(chain_full)		/* requests refused: too much not yet at the tail */ \
+	X(chain_reconfig)	/* chain configurations taken */	\
+	X(chain_link_errors)	/* chain links broken or refused */	\
+	X(chain_bad_frames)	/* malformed frames on a chain link */
 
 struct rp_store_stats {
 #define X(name) _Atomic uint64_t name;
@@ -112,6 +130,7 @@ struct rp_shard {
 	uint32_t nwaiting;
 
 	struct rp_store_stats stats;
+	struct rp_shard_chain *chain;	/* NULL: a store of one, no chain */
 
 	unsigned int nout;
 	struct rp_out_slot out[RP_BATCH];
@@ -123,6 +142,9 @@ struct rp_shard {
 int rp_shard_init(struct rp_shard *s, unsigned int id, const struct rp_store_cfg *cfg,
 		  struct rp_sessions *sessions, uint32_t flow_cap);
 void rp_shard_free(struct rp_shard *s);
+/* Queues an encoded message for `to`. */
+void rp_shard_emit_raw(struct rp_shard *s, const struct rp_sockaddr *to, const void *msg,
+		       size_t len);
 /* Sends what handlers queued; in unit tests (fd < 0) only clears. */
 void rp_shard_flush(struct rp_shard *s);
 /* The shard thread: serves s->fd until stop_fd is readable. */
@@ -133,6 +155,8 @@ uint64_t rp_now_ns(void);
 void rp_store_handle(struct rp_shard *s, const void *dgram, size_t len,
 		     const struct rp_sockaddr *from, uint64_t now_ns);
 void rp_store_tick(struct rp_shard *s, uint64_t now_ns);
+/* A shard that stops being its chain's head forgets the requests it queued. */
+void rp_store_drop_waiters(struct rp_shard *s);
 /* How often a shard with waiting requests must tick. */
 uint64_t rp_store_tick_ns(const struct rp_store_cfg *cfg);
 

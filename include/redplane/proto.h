@@ -71,8 +71,25 @@ enum rp_reject_reason {
 	RP_REJ_TABLE_FULL	= 7,	/* --max-flows reached */
 	RP_REJ_NO_FLOW		= 8,	/* lookup-only request for a flow never created */
 	RP_REJ_CONFLICT		= 9,	/* a seq written twice with two states */
+	RP_REJ_NOT_HEAD		= 10,	/* this replica is not its chain's head: the
+					 * state is a struct rp_head_hint */
 	__RP_REJ_MAX,
 };
+
+/*
+ * The state of a REJECT not_head: where the replica that refused believes
+ * its chain's head is (addr 0: it knows of no head), under which version of
+ * the chain's configuration.  A switch follows the hint with the newest
+ * version it has seen.
+ */
+struct rp_head_hint {
+	__be32 addr;		/* the head's client address (IPv4) */
+	__be16 port;		/* its UDP port */
+	__u16 pad;		/* zero */
+	__be32 version;		/* configuration version, grows with every change */
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct rp_head_hint) == 12, "rp_head_hint size");
 
 /* rp_flow_key.family */
 #define RP_AF_INET	4
