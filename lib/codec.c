@@ -2,6 +2,7 @@
 /* Validation and encoding of redplane messages; rules in docs/PROTOCOL.md. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "redplane/codec.h"
@@ -229,4 +230,27 @@ int rp_msg_encode(void *buf, size_t cap, const struct rp_msg_view *v)
 bool rp_key_eq(const struct rp_flow_key *a, const struct rp_flow_key *b)
 {
 	return !memcmp(a, b, sizeof(*a));
+}
+
+static void endpoint_str(uint8_t family, union rp_addr a, uint16_t port, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (family == RP_AF_INET6) {
+		inet_ntop(AF_INET6, a.v6, ip, sizeof(ip));
+		snprintf(buf, size, "[%s]:%u", ip, port);
+	} else {
+		inet_ntop(AF_INET, &a.v4, ip, sizeof(ip));
+		snprintf(buf, size, "%s:%u", ip, port);
+	}
+}
+
+char *rp_key_str(const struct rp_flow_key *k, char *buf, size_t size)
+{
+	char src[INET6_ADDRSTRLEN + 10], dst[INET6_ADDRSTRLEN + 10];
+
+	endpoint_str(k->family, k->saddr, ntohs(k->sport), src, sizeof(src));
+	endpoint_str(k->family, k->daddr, ntohs(k->dport), dst, sizeof(dst));
+	snprintf(buf, size, "%u %s %s", k->proto, src, dst);
+	return buf;
 }

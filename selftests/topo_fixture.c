@@ -16,7 +16,7 @@
 struct rp_topo topo;
 struct veth_peer *store_link[RP_TOPO_SWITCHES];
 
-void topo_up(unsigned int nswitches, const char *lease_ms)
+static void topo_build(unsigned int nswitches)
 {
 	const char *bin = getenv("RP_BUILD");
 	char prefix[16];
@@ -37,8 +37,59 @@ void topo_up(unsigned int nswitches, const char *lease_ms)
 					 bpf_program__fd(store_link[i]->progs.veth_peer));
 		cr_assert_eq(err, 0, "attach the loss injector: %s", strerror(-err));
 	}
+}
+
+void topo_up(unsigned int nswitches, const char *lease_ms)
+{
+	int err;
+
+	topo_build(nswitches);
 	err = rp_topo_start_store(&topo, lease_ms, "0");
 	cr_assert_eq(err, 0, "start rp-store: %s", strerror(-err));
+}
+
+bool topo_wait_role(unsigned int r, const char *role, int ms)
+{
+	char have[16] = "";
+
+	for (int t = 0; t <= ms; t += 50) {
+		if (rp_topo_replica_role(&topo, r, have, sizeof(have)) && !strcmp(have, role))
+			return true;
+		usleep(50000);
+	}
+	fprintf(stderr, "replica %u is '%s', not '%s' (log %s)\n", r + 1, have, role,
+		topo.rep_log[r]);
+	return false;
+}
+
+void topo_replica(unsigned int r, const char *const *extra)
+{
+	int err = rp_topo_start_replica(&topo, r, extra);
+
+	cr_assert_eq(err, 0, "replica %u: %s (log %s)", r + 1, strerror(-err), topo.rep_log[r]);
+}
+
+void topo_up_chain(unsigned int nswitches, unsigned int nreplicas, const char *const *extra)
+{
+	static const char *const roles[][RP_TOPO_REPLICAS] = {
+		{ "alone" }, { "head", "tail" }, { "head", "middle", "tail" },
+	};
+	int err;
+
+	if (access("/usr/share/java/zookeeper.jar", R_OK))
+		cr_skip_test("needs ZooKeeper (Debian's zookeeper package: make deps)");
+	topo_build(nswitches);
+	err = rp_topo_add_chain(&topo, nreplicas);
+	cr_assert_eq(err, 0, "ZooKeeper and the replicas' namespaces: %s (log %s)", strerror(-err),
+		     topo.zk_log);
+	/* one by one, so that the chain's order is the replicas' order */
+	for (unsigned int r = 0; r < nreplicas; r++) {
+		topo_replica(r, extra);
+		/* a replica joins as the tail; the first is a chain of one */
+		cr_assert(topo_wait_role(r, r ? "tail" : "alone", 5000), "replica %u joined", r + 1);
+	}
+	for (unsigned int r = 0; r < nreplicas; r++)
+		cr_assert(topo_wait_role(r, roles[nreplicas - 1][r], 5000), "chain formed");
 }
 
 void topo_down(void)

@@ -15,6 +15,15 @@ extern struct veth_peer *store_link[RP_TOPO_SWITCHES];
 /* Skips without root; builds n switches and starts the store. */
 void topo_up(unsigned int nswitches, const char *lease_ms);
 void topo_down(void);
+/*
+ * Skips without root or ZooKeeper; builds n switches, ZooKeeper and a chain
+ * of nreplicas replicas (rp-store with `extra`), started in order and
+ * waited for, so replica 0 is the head.  Switches started next use it.
+ */
+void topo_up_chain(unsigned int nswitches, unsigned int nreplicas, const char *const *extra);
+void topo_replica(unsigned int r, const char *const *extra);
+/* Waits up to ms for replica r's stats file to show chain_role `role`. */
+bool topo_wait_role(unsigned int r, const char *role, int ms);
 /* rp-load on switch i with extra arguments; fails the test if it does not join. */
 void topo_switch(unsigned int i, const char *const *extra);
 

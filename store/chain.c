@@ -686,7 +686,7 @@ static void down_connect(struct rp_shard *s, uint64_t now)
 {
 	struct rp_shard_chain *c = s->chain;
 	const struct rp_chain_member *succ = &c->conf.m[c->pos + 1];
-	struct sockaddr_in to = succ->peer;
+	struct sockaddr_in to = succ->peer, from = c->ch->self.peer;
 	int fd;
 
 	c->next_connect_ns = now + RECONNECT_NS;
@@ -694,6 +694,12 @@ static void down_connect(struct rp_shard *s, uint64_t now)
 	if (fd < 0)
 		return;
 	set_nonblock(fd);
+	/* from this replica's own address: partitions and firewalls see who it is */
+	from.sin_port = 0;
+	if (bind(fd, (struct sockaddr *)&from, sizeof(from))) {
+		close(fd);
+		return;
+	}
 	to.sin_port = htons((uint16_t)(ntohs(to.sin_port) + s->id));
 	if (connect(fd, (struct sockaddr *)&to, sizeof(to)) && errno != EINPROGRESS) {
 		close(fd);
@@ -866,7 +872,7 @@ static void publish_gauges(struct rp_shard_chain *c)
 	atomic_store_explicit(&c->g_idx, c->idx, memory_order_relaxed);
 }
 
-enum { PFD_WAKE, PFD_LISTEN, PFD_UP, PFD_DOWN, PFD_N };
+enum { PFD_LISTEN, PFD_UP, PFD_DOWN, PFD_N };
 
 int rp_chain_poll_fds(struct rp_shard *s, struct pollfd *pfd, uint64_t now)
 {
@@ -879,7 +885,6 @@ int rp_chain_poll_fds(struct rp_shard *s, struct pollfd *pfd, uint64_t now)
 	if (want_down && c->lineage && c->down.fd < 0 && now >= c->next_connect_ns)
 		down_connect(s, now);
 
-	pfd[PFD_WAKE] = (struct pollfd){ .fd = c->ch->wake_fd[s->id], .events = POLLIN };
 	pfd[PFD_LISTEN] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
 	pfd[PFD_UP] = (struct pollfd){ .fd = c->up.fd, .events = POLLIN };
 	if (obuf_unsent(&c->up.out))
@@ -905,12 +910,6 @@ void rp_chain_poll_done(struct rp_shard *s, const struct pollfd *pfd, int n, uin
 
 	if (n < PFD_N)
 		return;
-	if (pfd[PFD_WAKE].revents & POLLIN) {
-		uint64_t v;
-
-		if (read(c->ch->wake_fd[s->id], &v, sizeof(v)) < 0 && errno != EAGAIN)
-			pr_warn("rp-store: shard %u: wake read: %s\n", s->id, strerror(errno));
-	}
 	if (atomic_load(&c->ch->gen) != c->gen_seen)
 		reconfigure(s, now);
 	if (pfd[PFD_LISTEN].revents & POLLIN)

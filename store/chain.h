@@ -50,7 +50,7 @@ struct rp_chain {
 	struct rp_chain_conf conf;	/* under lock */
 	_Atomic uint32_t gen;		/* +1 at every publish */
 	_Atomic int fatal;		/* the ZooKeeper session expired: exit */
-	int wake_fd[RP_SHARDS_MAX];	/* eventfd per shard */
+	int wake_fd[RP_SHARDS_MAX];	/* each shard's wake-up eventfd */
 };
 
 /* Link frames: a header, then len bytes.  Multi-byte fields big-endian. */

@@ -63,6 +63,8 @@ static const char usage_text[] =
 	"  -h, --help              this text\n"
 	"  -V, --version           print the version\n"
 	"\n"
+	"  -D, --dump-file PATH    on SIGUSR2, each shard writes its flows to PATH.<shard>\n"
+	"\n"
 	"Statistics go to stderr at exit and on SIGUSR1, which also rewrites the\n"
 	"stats file at once. SIGINT and SIGTERM stop the store cleanly.\n";
 
@@ -81,13 +83,14 @@ static const struct option long_opts[] = {
 	{ "peer", required_argument, NULL, 'p' },
 	{ "failure-timeout-ms", required_argument, NULL, 't' },
 	{ "config", required_argument, NULL, 'C' },
+	{ "dump-file", required_argument, NULL, 'D' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
 
-#define OPTSTRING ":l:s:L:m:q:w:g:S:z:c:i:p:t:C:vhV"
+#define OPTSTRING ":l:s:L:m:q:w:g:S:z:c:i:p:t:C:D:vhV"
 
 struct parse_state {
 	bool have_listen, have_wait, have_grace, have_peer;
@@ -288,6 +291,9 @@ static int parse_opts(int argc, char **argv, struct rp_store_cfg *cfg, struct pa
 			break;
 		case 'C':
 			break;	/* read before the rest */
+		case 'D':
+			cfg->dump_path = optarg;
+			break;
 		case 'v':
 			cfg->verbose = true;
 			break;
@@ -523,9 +529,7 @@ static int chain_setup(struct rp_store_cfg *cfg, struct rp_shard *const *shards)
 		memcpy(&chain.self.peer, &cfg->peer.ss, sizeof(chain.self.peer));
 	}
 	for (unsigned int i = 0; i < cfg->shards; i++) {
-		chain.wake_fd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (chain.wake_fd[i] < 0)
-			return -errno;
+		chain.wake_fd[i] = shards[i]->wake_fd;
 		err = rp_chain_shard_init(shards[i], &chain);
 		if (err)
 			return err;
@@ -535,12 +539,9 @@ static int chain_setup(struct rp_store_cfg *cfg, struct rp_shard *const *shards)
 
 static void chain_teardown(struct rp_shard *const *shards, unsigned int n)
 {
-	for (unsigned int i = 0; i < n; i++) {
+	for (unsigned int i = 0; i < n; i++)
 		if (shards[i])
 			rp_chain_shard_free(shards[i]);
-		if (chain.wake_fd[i] > 0)
-			close(chain.wake_fd[i]);
-	}
 }
 
 static void write_stats_file(const char *path, struct rp_shard *const *shards, unsigned int n,
@@ -561,7 +562,7 @@ static void write_stats_file(const char *path, struct rp_shard *const *shards, u
 		rename(tmp, path);	/* readers see a whole file */
 }
 
-/* Waits for signals; SIGUSR1 dumps statistics, SIGINT/SIGTERM return. */
+/* Waits for signals: SIGUSR1 dumps statistics, SIGUSR2 flows, SIGINT/SIGTERM return. */
 static void serve(const struct rp_store_cfg *cfg, struct rp_shard *const *shards,
 		  const struct rp_sessions *sessions, const sigset_t *sigs,
 		  struct shard_thread *threads)
@@ -573,6 +574,16 @@ static void serve(const struct rp_store_cfg *cfg, struct rp_shard *const *shards
 
 		if (sig == SIGINT || sig == SIGTERM)
 			return;
+		if (sig == SIGUSR2 && cfg->dump_path) {
+			uint64_t one = 1;
+
+			for (unsigned int i = 0; i < cfg->shards; i++) {
+				atomic_store(&shards[i]->dump_req, 1);
+				if (write(shards[i]->wake_fd, &one, sizeof(one)) < 0)
+					pr_warn("rp-store: Couldn't wake shard %u: %s\n", i,
+						strerror(errno));
+			}
+		}
 		if (sig == SIGUSR1) {
 			fputs("rp-store: statistics\n", stderr);
 			report_stats(stderr, shards, cfg->shards, sessions);
@@ -613,6 +624,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -638,6 +650,12 @@ int main(int argc, char **argv)
 		goto cleanup;
 	for (i = 0; i < cfg.shards; i++) {
 		shards[i]->fd = fds[i];
+		shards[i]->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (shards[i]->wake_fd < 0) {
+			err = -errno;
+			pr_warn("rp-store: Couldn't create eventfd: %s\n", strerror(-err));
+			goto cleanup;
+		}
 		/* a chain's head applies the grace when it starts a new chain */
 		if (!cfg.zk_hosts)
 			shards[i]->serve_from_ns = rp_now_ns() + (uint64_t)cfg.grace_ms * 1000000ull;
@@ -707,6 +725,8 @@ cleanup:
 			continue;
 		if (shards[i]->fd >= 0)
 			close(shards[i]->fd);
+		if (shards[i]->wake_fd >= 0)
+			close(shards[i]->wake_fd);
 		rp_shard_free(shards[i]);
 		free(shards[i]);
 	}

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "redplane/log.h"
 
 #include "store.h"
 
@@ -27,6 +30,7 @@ int rp_shard_init(struct rp_shard *s, unsigned int id, const struct rp_store_cfg
 	memset(s, 0, sizeof(*s));
 	s->id = id;
 	s->fd = -1;
+	s->wake_fd = -1;
 	s->cfg = cfg;
 	s->sessions = sessions;
 	err = rp_flow_table_init(&s->flows, flow_cap);
@@ -167,11 +171,38 @@ static int min_timeout(int a, int b)
 	return a < b ? a : b;
 }
 
+int rp_shard_dump(struct rp_shard *s)
+{
+	char path[4200], tmp[4210], key[RP_KEYSTRLEN];
+	FILE *f;
+
+	if (!s->cfg->dump_path)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "%s.%u", s->cfg->dump_path, s->id);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f) {
+		pr_warn("rp-store: Couldn't write the flow dump '%s': %s\n", tmp, strerror(errno));
+		return -errno;
+	}
+	for (uint32_t i = 0; i < s->flows.count; i++) {
+		const struct rp_flow *fl = &s->flows.flows[i];
+
+		rp_key_str(&fl->key, key, sizeof(key));
+		fprintf(f, "%u %s %u %u %u %u %u\n", fl->app_id, key, fl->owner, fl->epoch, fl->gen,
+			fl->seq, fl->state_len);
+	}
+	if (fclose(f))
+		return -errno;
+	return rename(tmp, path) ? -errno : 0;	/* readers see a whole file */
+}
+
 int rp_shard_run(struct rp_shard *s, int stop_fd)
 {
-	struct pollfd pfd[2 + 8] = {
+	struct pollfd pfd[3 + 8] = {
 		{ .fd = s->fd, .events = POLLIN },
 		{ .fd = stop_fd, .events = POLLIN },
+		{ .fd = s->wake_fd, .events = POLLIN },
 	};
 	int tick_ms = (int)(rp_store_tick_ns(s->cfg) / 1000000ull);
 	struct rx_batch *b;
@@ -185,19 +216,27 @@ int rp_shard_run(struct rp_shard *s, int stop_fd)
 		int timeout = s->nwaiting ? tick_ms : -1, nchain = 0, n;
 
 		if (s->chain) {
-			nchain = rp_chain_poll_fds(s, &pfd[2], rp_now_ns());
+			nchain = rp_chain_poll_fds(s, &pfd[3], rp_now_ns());
 			timeout = min_timeout(timeout, rp_chain_poll_timeout_ms(s));
 		}
-		n = poll(pfd, 2 + (nfds_t)nchain, timeout);
+		n = poll(pfd, 3 + (nfds_t)nchain, timeout);
 		if (n < 0 && errno != EINTR) {
 			err = -errno;
 			break;
 		}
 		if (pfd[1].revents)
 			break;
+		if (pfd[2].revents & POLLIN) {
+			uint64_t v;
+
+			if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				pr_warn("rp-store: shard %u: wake-up: %s\n", s->id, strerror(errno));
+			if (atomic_exchange(&s->dump_req, 0))
+				rp_shard_dump(s);
+		}
 		if (s->chain) {
 			/* entries from upstream before requests: a tail's replies first */
-			rp_chain_poll_done(s, &pfd[2], nchain, rp_now_ns());
+			rp_chain_poll_done(s, &pfd[3], nchain, rp_now_ns());
 			rp_shard_flush(s);
 		}
 		if (n > 0 && (pfd[0].revents & POLLIN)) {

@@ -32,6 +32,7 @@ struct rp_store_cfg {
 	uint32_t wait_ms;	/* longest a request waits on a revoke */
 	uint32_t grace_ms;	/* after start, no lease granted for this long */
 	const char *stats_path;
+	const char *dump_path;
 	bool verbose;
 	/* chain replication: zk_hosts NULL for a store of one */
 	const char *zk_hosts;
@@ -131,6 +132,8 @@ struct rp_shard {
 
 	struct rp_store_stats stats;
 	struct rp_shard_chain *chain;	/* NULL: a store of one, no chain */
+	int wake_fd;			/* eventfd: configuration or dump (-1 in tests) */
+	_Atomic int dump_req;		/* write the flows to cfg->dump_path */
 
 	unsigned int nout;
 	struct rp_out_slot out[RP_BATCH];
@@ -147,6 +150,8 @@ void rp_shard_emit_raw(struct rp_shard *s, const struct rp_sockaddr *to, const v
 		       size_t len);
 /* Sends what handlers queued; in unit tests (fd < 0) only clears. */
 void rp_shard_flush(struct rp_shard *s);
+/* Writes the shard's flows to cfg->dump_path.<shard id> (docs/STORE.md). */
+int rp_shard_dump(struct rp_shard *s);
 /* The shard thread: serves s->fd until stop_fd is readable. */
 int rp_shard_run(struct rp_shard *s, int stop_fd);
 uint64_t rp_now_ns(void);

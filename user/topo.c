@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "redplane/codec.h"
 #include "redplane/dp.h"
 #include "redplane/log.h"
 #include "topo.h"
@@ -213,7 +215,7 @@ static int switch_routes(struct rp_topo *t, unsigned int i)
 
 	return rp_topo_sh(t->sw[i].ns, "ip route replace 10.1.0.0/24 via 10.10.%u.2; "
 				      "ip route replace " RP_TOPO_SERVER "/32 via 10.20.%u.2; "
-				      "ip route replace 192.0.2.10/32 via 192.0.2.%u",
+				      "ip route replace 192.0.2.8/29 via 192.0.2.%u",
 			  n, n, 4 * i + 2);
 }
 
@@ -274,6 +276,7 @@ int rp_topo_create(struct rp_topo *t, const char *prefix, unsigned int nswitches
 	if (nswitches < 1 || nswitches > RP_TOPO_SWITCHES || strlen(prefix) > 9)
 		return -EINVAL;
 	snprintf(t->prefix, sizeof(t->prefix), "%s", prefix);
+	t->store_list = RP_TOPO_STORE;
 	snprintf(t->bin_dir, sizeof(t->bin_dir), "%s", bin_dir);
 	t->nswitches = nswitches;
 	snprintf(t->ns_client, sizeof(t->ns_client), "%s-c", prefix);
@@ -397,7 +400,7 @@ int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *e
 	struct rp_topo_switch *s = &t->sw[i];
 	char bin[300], id[8];
 	const char *argv[40] = { bin, s->if_int, s->if_ext, s->if_sto, "--app", "nat", "--store",
-				 RP_TOPO_STORE, "--switch-id", id, "--nat-int", "10.1.0.0/24",
+				 t->store_list, "--switch-id", id, "--nat-int", "10.1.0.0/24",
 				 "--nat-ext", RP_TOPO_EXT };
 	int n = 14;
 
@@ -426,6 +429,12 @@ void rp_topo_destroy(struct rp_topo *t)
 	for (unsigned int i = 0; i < t->nswitches; i++)
 		rp_topo_stop(&t->sw[i].load_pid, false);
 	rp_topo_stop(&t->store_pid, false);
+	for (unsigned int r = 0; r < t->nreplicas; r++) {
+		rp_topo_stop(&t->rep_pid[r], false);
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", t->ns_rep[r]);
+		run(cmd);
+	}
+	rp_topo_stop(&t->zk_pid, false);
 	for (unsigned int i = 0; i < t->nswitches; i++) {
 		struct rp_topo_switch *s = &t->sw[i];
 
@@ -563,4 +572,265 @@ out:
 	if (fb >= 0)
 		close(fb);
 	return overlaps;
+}
+
+/* ---- a store chain ---- */
+
+/* ZooKeeper answers "imok" to "ruok" once it serves. */
+static bool zk_ready(struct rp_topo *t)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(2181) };
+	struct timeval tv = { .tv_sec = 1 };
+	char buf[8] = { 0 };
+	int fd = rp_topo_socket(t->ns_store, AF_INET, SOCK_STREAM);
+	bool ok = false;
+
+	if (fd < 0)
+		return false;
+	inet_pton(AF_INET, "192.0.2.20", &a.sin_addr);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (!connect(fd, (struct sockaddr *)&a, sizeof(a)) && write(fd, "ruok", 4) == 4 &&
+	    read(fd, buf, 4) == 4)
+		ok = !strcmp(buf, "imok");
+	close(fd);
+	return ok;
+}
+
+static int start_zk(struct rp_topo *t)
+{
+	const char *argv[] = { "/usr/bin/java", "-Xmx256m", "-cp", "/usr/share/java/zookeeper.jar",
+			       "org.apache.zookeeper.server.ZooKeeperServerMain", NULL, NULL };
+	char cfg[128];
+	FILE *f;
+
+	snprintf(cfg, sizeof(cfg), "%s/zoo.cfg", t->dir);
+	f = fopen(cfg, "w");
+	if (!f)
+		return -errno;
+	/* a short tick allows the short session timeouts the tests use */
+	fprintf(f, "tickTime=100\nminSessionTimeout=200\nmaxSessionTimeout=60000\n"
+		   "dataDir=%s/zk\nclientPort=2181\nclientPortAddress=192.0.2.20\n"
+		   "admin.enableServer=false\n4lw.commands.whitelist=ruok\nforceSync=no\n",
+		t->dir);
+	fclose(f);
+	argv[5] = cfg;
+	snprintf(t->zk_log, sizeof(t->zk_log), "%s/zookeeper.log", t->dir);
+	t->zk_pid = rp_topo_spawn(t->ns_store, argv, t->zk_log);
+	if (t->zk_pid < 0)
+		return (int)t->zk_pid;
+	for (int i = 0; i < 600; i++) {
+		if (zk_ready(t))
+			return 0;
+		if (waitpid(t->zk_pid, NULL, WNOHANG)) {
+			t->zk_pid = 0;
+			break;
+		}
+		sleep_ms(50);
+	}
+	pr_warn("topo: ZooKeeper did not start (see %s)\n", t->zk_log);
+	return -ETIMEDOUT;
+}
+
+int rp_topo_add_chain(struct rp_topo *t, unsigned int n)
+{
+	char cmd[128];
+
+	if (n < 1 || n > RP_TOPO_REPLICAS || t->nreplicas)
+		return -EINVAL;
+	if (rp_topo_sh(t->ns_store, "sysctl -qw net.ipv4.ip_forward=1; "
+				    "ip addr add 192.0.2.20/32 dev lo"))
+		return -EIO;
+	for (unsigned int r = 0; r < n; r++) {
+		snprintf(t->ns_rep[r], sizeof(t->ns_rep[r]), "%s-r%u", t->prefix, r + 1);
+		snprintf(t->rep_log[r], sizeof(t->rep_log[r]), "%s/rp-store-r%u.log", t->dir, r + 1);
+		snprintf(t->rep_stats[r], sizeof(t->rep_stats[r]), "%s/r%u.stats", t->dir, r + 1);
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", t->ns_rep[r]);
+		run(cmd);
+		snprintf(cmd, sizeof(cmd), "ip netns add %s", t->ns_rep[r]);
+		if (run(cmd))
+			return -EIO;
+		t->nreplicas = r + 1;
+		if (rp_topo_sh(t->ns_store,
+			       "ip link add %sR%u type veth peer name eth0 netns %s; "
+			       "ip addr add 192.0.2.%u/32 dev %sR%u; ip link set %sR%u up; "
+			       "ip route add 192.0.2.%u/32 dev %sR%u",
+			       t->prefix, r + 1, t->ns_rep[r], 101 + r, t->prefix, r + 1, t->prefix,
+			       r + 1, 11 + r, t->prefix, r + 1) ||
+		    rp_topo_sh(t->ns_rep[r],
+			       "ip link set lo up; ip addr add 192.0.2.%u/32 dev eth0; "
+			       "ip link set eth0 up; ip route add 192.0.2.%u/32 dev eth0; "
+			       "ip route add default via 192.0.2.%u dev eth0",
+			       11 + r, 101 + r, 101 + r))
+			return -EIO;
+	}
+	t->store_list = RP_TOPO_CHAIN;
+	return start_zk(t);
+}
+
+int rp_topo_start_replica(struct rp_topo *t, unsigned int r, const char *const *extra)
+{
+	char bin[300], listen[32], peer[32], id[12], dump[128];
+	const char *argv[40] = { bin, "--listen", listen, "--peer", peer, "--zk", RP_TOPO_ZK,
+				 "--replica-id", id, "--stats-file", t->rep_stats[r],
+				 "--dump-file", dump };
+	int n = 13;
+
+	if (r >= t->nreplicas)
+		return -EINVAL;
+	snprintf(bin, sizeof(bin), "%s/rp-store", t->bin_dir);
+	snprintf(listen, sizeof(listen), "192.0.2.%u:4791", 11 + r);
+	snprintf(peer, sizeof(peer), "192.0.2.%u:4792", 11 + r);
+	snprintf(id, sizeof(id), "%u", r + 1);
+	snprintf(dump, sizeof(dump), "%s/r%u.flows", t->dir, r + 1);
+	while (extra && *extra && n < 39)
+		argv[n++] = *extra++;
+	argv[n] = NULL;
+	unlink(t->rep_log[r]);
+	unlink(t->rep_stats[r]);
+	t->rep_pid[r] = rp_topo_spawn(t->ns_rep[r], argv, t->rep_log[r]);
+	if (t->rep_pid[r] < 0)
+		return (int)t->rep_pid[r];
+	return rp_topo_wait_log(t->rep_log[r], "links on", 5000) ? 0 : -ETIMEDOUT;
+}
+
+int rp_topo_partition_replica(struct rp_topo *t, unsigned int r, bool cut)
+{
+	char others[128] = "192.0.2.20";
+	size_t off = strlen(others);
+
+	if (r >= t->nreplicas)
+		return -EINVAL;
+	if (!cut)
+		return rp_topo_sh(t->ns_rep[r], "nft delete table ip rp_partition") ? -EIO : 0;
+	for (unsigned int i = 0; i < t->nreplicas; i++)
+		if (i != r)
+			off += (size_t)snprintf(others + off, sizeof(others) - off, ", 192.0.2.%u",
+						11 + i);
+	return rp_topo_sh(t->ns_rep[r],
+			  "nft add table ip rp_partition && "
+			  "nft add chain ip rp_partition in '{ type filter hook input priority 0; }' && "
+			  "nft add chain ip rp_partition out '{ type filter hook output priority 0; }' && "
+			  "nft add rule ip rp_partition in ip saddr '{ %s }' drop && "
+			  "nft add rule ip rp_partition out ip daddr '{ %s }' drop",
+			  others, others) ? -EIO : 0;
+}
+
+/* The value of `name` in replica r's stats file, as text. */
+static bool replica_value(struct rp_topo *t, unsigned int r, const char *name, char *val,
+			  size_t size)
+{
+	char line[256], fmt[32];
+	bool found = false;
+	FILE *f;
+
+	if (r >= t->nreplicas)
+		return false;
+	f = fopen(t->rep_stats[r], "r");
+	if (!f)
+		return false;
+	snprintf(fmt, sizeof(fmt), "%%63s %%%zus", size - 1);
+	while (!found && fgets(line, sizeof(line), f)) {
+		char key[64];
+
+		found = sscanf(line, fmt, key, val) == 2 && !strcmp(key, name);
+	}
+	fclose(f);
+	return found;
+}
+
+long long rp_topo_replica_stat(struct rp_topo *t, unsigned int r, const char *name)
+{
+	char val[32];
+
+	return replica_value(t, r, name, val, sizeof(val)) ? atoll(val) : -1;
+}
+
+bool rp_topo_replica_role(struct rp_topo *t, unsigned int r, char *role, size_t size)
+{
+	return replica_value(t, r, "chain_role", role, size);
+}
+
+struct dumped_flow {
+	char key[RP_KEYSTRLEN];
+	uint32_t seq;
+};
+
+/* Replica r's flows (shard 0's dump: the chain tests run one shard). */
+static int dump_replica(struct rp_topo *t, unsigned int r, struct dumped_flow **out)
+{
+	char path[160], line[256];
+	struct dumped_flow *d = NULL;
+	int n = 0, cap = 0;
+	FILE *f = NULL;
+
+	snprintf(path, sizeof(path), "%s/r%u.flows.0", t->dir, r + 1);
+	unlink(path);
+	if (kill(t->rep_pid[r], SIGUSR2))
+		return -errno;
+	for (int i = 0; i < 500 && !f; i++) {
+		f = fopen(path, "r");
+		if (!f)
+			sleep_ms(10);
+	}
+	if (!f)
+		return -ETIMEDOUT;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned int app, proto, owner, epoch, gen, seq;
+		char src[48], dst[48];
+
+		if (sscanf(line, "%u %u %47s %47s %u %u %u %u", &app, &proto, src, dst, &owner,
+			   &epoch, &gen, &seq) != 8)
+			continue;
+		if (n == cap) {
+			struct dumped_flow *nd = realloc(d, (size_t)(cap = cap ? 2 * cap : 256) * sizeof(*d));
+
+			if (!nd)
+				break;
+			d = nd;
+		}
+		snprintf(d[n].key, sizeof(d[n].key), "%u %s %s", proto, src, dst);
+		d[n++].seq = seq;
+	}
+	fclose(f);
+	*out = d;
+	return n;
+}
+
+int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsigned int *checked)
+{
+	struct rp_flow_key key, next, *prev = NULL;
+	struct dumped_flow *d = NULL;
+	int fd, n, missing = 0;
+
+	*checked = 0;
+	n = dump_replica(t, r, &d);
+	if (n < 0)
+		return n;
+	fd = open_flows(t, i);
+	if (fd < 0) {
+		free(d);
+		return fd;
+	}
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		char k[RP_KEYSTRLEN];
+		struct rp_dp_flow v;
+		int j;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &v) || !v.since_ns)
+			continue;	/* never held: nothing was acknowledged */
+		rp_key_str(&key, k, sizeof(k));
+		for (j = 0; j < n && strcmp(d[j].key, k); j++)
+			;
+		(*checked)++;
+		if (j == n || rp_seq_before(d[j].seq, v.acked)) {
+			pr_warn("topo: replica %u lacks %s acked at %u by sw%u (has %s%u)\n", r + 1, k,
+				v.acked, i + 1, j == n ? "nothing, " : "", j == n ? 0 : d[j].seq);
+			missing++;
+		}
+	}
+	close(fd);
+	free(d);
+	return missing;
 }

@@ -30,6 +30,16 @@
 #define RP_TOPO_SERVER		"198.51.100.2"
 #define RP_TOPO_EXT		"203.0.113.1"
 
+/*
+ * A store chain instead of one store: replica r (0-based) in a namespace of
+ * its own, serving 192.0.2.(11 + r):4791 with links on port 4792, behind the
+ * store namespace, which routes for them and runs ZooKeeper on
+ * RP_TOPO_ZK.  Switches reach 192.0.2.8/29 through the store namespace.
+ */
+#define RP_TOPO_REPLICAS	3
+#define RP_TOPO_ZK		"192.0.2.20:2181"
+#define RP_TOPO_CHAIN		"192.0.2.11:4791+192.0.2.12:4791+192.0.2.13:4791"
+
 struct rp_topo_switch {
 	char ns[32];
 	char if_int[IF_NAMESIZE], if_ext[IF_NAMESIZE], if_sto[IF_NAMESIZE];
@@ -46,6 +56,15 @@ struct rp_topo {
 	char dir[64];		/* logs */
 	char store_log[96];
 	char bin_dir[256];	/* where rp-store and rp-load are */
+	const char *store_list;	/* rp-load's --store (RP_TOPO_STORE unless a chain) */
+
+	unsigned int nreplicas;
+	char ns_rep[RP_TOPO_REPLICAS][32];
+	pid_t rep_pid[RP_TOPO_REPLICAS];
+	char rep_log[RP_TOPO_REPLICAS][96];
+	char rep_stats[RP_TOPO_REPLICAS][96];
+	pid_t zk_pid;
+	char zk_log[96];
 };
 
 /* Builds it; returns 0 or -errno (and undoes what it did). */
@@ -68,6 +87,26 @@ bool rp_topo_wait_log(const char *log, const char *what, int ms);
 int rp_topo_start_store(struct rp_topo *t, const char *lease_ms, const char *grace_ms);
 /* rp-load on switch i (0-based) with the standard NAT options and `extra`. */
 int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *extra);
+
+/*
+ * Namespaces for n replicas, and ZooKeeper started in the store namespace;
+ * switches started afterwards use the chain.  Returns 0 or -errno.
+ */
+int rp_topo_add_chain(struct rp_topo *t, unsigned int n);
+/* Replica r: rp-store --zk ... --replica-id r+1 with `extra` options. */
+int rp_topo_start_replica(struct rp_topo *t, unsigned int r, const char *const *extra);
+/* Cuts replica r off from the other replicas and ZooKeeper (not from switches), or heals. */
+int rp_topo_partition_replica(struct rp_topo *t, unsigned int r, bool cut);
+/* A counter from replica r's stats file; -1 if none.  Its chain_role into role. */
+long long rp_topo_replica_stat(struct rp_topo *t, unsigned int r, const char *name);
+bool rp_topo_replica_role(struct rp_topo *t, unsigned int r, char *role, size_t size);
+/*
+ * Asks replica r for its flows (SIGUSR2, --dump-file) and compares them
+ * with switch i's: returns how many flows the switch has held whose newest
+ * ACKed sequence number the replica lacks (or has an older one), or -errno;
+ * *checked counts the flows compared.
+ */
+int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsigned int *checked);
 
 /* Client's default route and server's route to the NAT address via switch i. */
 int rp_topo_route_via(struct rp_topo *t, unsigned int i);

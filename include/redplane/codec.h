@@ -65,6 +65,13 @@ bool rp_msg_from_switch(uint8_t type);
 /* A key is compared and hashed as its 40 wire bytes (rp_key_v4: proto.h). */
 bool rp_key_eq(const struct rp_flow_key *a, const struct rp_flow_key *b);
 
+/*
+ * "PROTO SADDR:SPORT DADDR:DPORT" ([IPV6]:PORT for IPv6) into buf; returns
+ * buf.  RP_KEYSTRLEN bytes always suffice.
+ */
+#define RP_KEYSTRLEN	112
+char *rp_key_str(const struct rp_flow_key *k, char *buf, size_t size);
+
 const char *rp_msg_type_name(unsigned int type);
 const char *rp_reject_name(unsigned int reason);
 const char *rp_decode_err_name(unsigned int err);
