@@ -80,11 +80,13 @@ vmtest: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)OUTPUT=$(OUTPUT) vmtests/run.sh
 
-## bench: rp-store against an echo ceiling; the NAT's cost per packet with and
-##        without replication; TCP through a switch in namespaces (root)
+## bench: rp-store against an echo ceiling; chains of 1-3 replicas and their
+##        failover; the NAT's cost per packet with and without replication;
+##        TCP through a switch in namespaces (root)
 bench: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)OUTPUT=$(OUTPUT) bench/store-bench.sh
+	$(Q)OUTPUT=$(OUTPUT) bench/chain-bench.sh
 	$(Q)$(XDP_BENCH)
 	$(Q)$(NAT_BENCH)
 

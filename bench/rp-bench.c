@@ -32,8 +32,12 @@
 
 enum mode { MODE_LEASE, MODE_WRITE };
 
+#define MAX_TARGETS	4
+
 struct opts {
-	struct rp_sockaddr target;
+	struct rp_sockaddr target;	/* the one requests go to now */
+	struct rp_sockaddr targets[MAX_TARGETS];	/* a chain's replicas */
+	unsigned int ntargets, cur;
 	enum mode mode;
 	bool echo;
 	unsigned int window;
@@ -78,6 +82,11 @@ struct bench {
 	uint32_t next_flow;
 	bool measuring;
 	uint64_t replies, lost, rejects[__RP_REJ_MAX], unexpected;
+	uint64_t granted;		/* flows leased before measuring */
+	uint64_t last_good_ns;		/* newest GRANT, MIGRATE or ACK */
+	uint64_t stall_ns;		/* longest time without one, measured */
+	uint64_t last_switch_ns;	/* when the target last changed */
+	unsigned int head_changes;
 	uint32_t *lat_ns;
 	uint64_t nlat, lat_cap;
 	uint8_t state[RP_STATE_MAX];
@@ -200,6 +209,37 @@ static void record(struct bench *b, uint64_t ns)
 	b->lat_ns[b->nlat++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
 }
 
+static void set_target(struct bench *b, unsigned int i, uint64_t now)
+{
+	b->o.cur = i;
+	b->o.target = b->o.targets[i];
+	b->last_switch_ns = now;
+	b->head_changes++;
+}
+
+/* A replica that is not its chain's head says where the head is. */
+static void follow_hint(struct bench *b, const struct rp_msg_view *v, uint64_t now)
+{
+	struct rp_head_hint h;
+
+	if (v->state_len != sizeof(h))
+		return;
+	memcpy(&h, v->state, sizeof(h));
+	for (unsigned int i = 0; i < b->o.ntargets; i++) {
+		const struct sockaddr_in *t = (const struct sockaddr_in *)&b->o.targets[i].ss;
+
+		if (h.addr && i != b->o.cur && t->sin_addr.s_addr == h.addr && t->sin_port == h.port)
+			set_target(b, i, now);
+	}
+}
+
+static void note_good(struct bench *b, uint64_t now)
+{
+	if (b->measuring && b->last_good_ns && now - b->last_good_ns > b->stall_ns)
+		b->stall_ns = now - b->last_good_ns;
+	b->last_good_ns = now;
+}
+
 /* Handles one reply; returns the slot it completes, or -1. */
 static int64_t on_reply(struct bench *b, const uint8_t *buf, size_t len, uint64_t now)
 {
@@ -221,14 +261,19 @@ static int64_t on_reply(struct bench *b, const uint8_t *buf, size_t len, uint64_
 	memcpy(&pkt, v.pkt, sizeof(pkt));
 	if (pkt.slot >= b->o.window || b->slots[pkt.slot].gen != pkt.gen)
 		return -1;	/* the reply to a request already resent */
-	if (v.type == RP_MSG_REJECT)
+	if (v.type == RP_MSG_REJECT && v.reason == RP_REJ_NOT_HEAD)
+		follow_hint(b, &v, now);
+	if (v.type == RP_MSG_REJECT) {
 		b->rejects[v.reason]++;
-	else if ((v.type == RP_MSG_GRANT || v.type == RP_MSG_MIGRATE) && !b->o.echo &&
-		 b->slots[pkt.slot].flow < b->o.flows)
-		b->gen[b->slots[pkt.slot].flow] = v.gen;
-	else if (!b->o.echo && v.type != RP_MSG_GRANT && v.type != RP_MSG_ACK &&
-		 v.type != RP_MSG_MIGRATE)
+	} else if (v.type == RP_MSG_GRANT || v.type == RP_MSG_MIGRATE || v.type == RP_MSG_ACK) {
+		note_good(b, now);
+		if (v.type != RP_MSG_ACK && b->slots[pkt.slot].flow < b->o.flows) {
+			b->gen[b->slots[pkt.slot].flow] = v.gen;
+			b->granted++;
+		}
+	} else if (!b->o.echo) {
 		b->unexpected++;
+	}
 	if (b->measuring)
 		record(b, now - pkt.sent_ns);
 	b->replies++;
@@ -297,6 +342,10 @@ static uint64_t run(struct bench *b, bool writes, uint64_t until_ns, uint64_t co
 			send_heartbeat(b);
 			last_hb = now;
 		}
+		/* nothing from the chain for a while: ask its next replica */
+		if (b->o.ntargets > 1 && now - b->last_good_ns > RESEND_NS &&
+		    now - b->last_switch_ns > RESEND_NS)
+			set_target(b, (b->o.cur + 1) % b->o.ntargets, now);
 		if (now - last_check >= RESEND_NS / 4) {
 			for (uint32_t i = 0; i < b->o.window; i++) {
 				if (now - b->slots[i].sent_ns < RESEND_NS)
@@ -374,7 +423,8 @@ static int join(struct bench *b)
 
 static const char usage_text[] =
 	"Usage: rp-bench --target ADDR:PORT [options]\n"
-	"  -t, --target ADDR:PORT  rp-store (or rp-echo with --echo)\n"
+	"  -t, --target ADDR:PORT  rp-store (or rp-echo with --echo); a chain's replicas\n"
+	"                          joined by '+': requests follow its head\n"
 	"  -m, --mode lease|write  what to send (default write)\n"
 	"  -e, --echo              the target echoes: count any reply\n"
 	"  -w, --window N          requests outstanding (default 64)\n"
@@ -411,11 +461,22 @@ static int parse(int argc, char **argv, struct opts *o)
 			    .flows = 4096, .state_len = 64, .switch_id = 100, .label = "-" };
 	while ((c = getopt_long(argc, argv, "t:m:ew:d:n:f:s:S:i:l:h", lo, NULL)) != -1) {
 		switch (c) {
-		case 't':
-			if (rp_addr_parse(optarg, &o->target))
+		case 't': {
+			char *list = strdup(optarg), *save = NULL, *tok;
+
+			o->ntargets = 0;
+			for (tok = strtok_r(list, "+", &save); tok; tok = strtok_r(NULL, "+", &save)) {
+				if (o->ntargets == MAX_TARGETS ||
+				    rp_addr_parse(tok, &o->targets[o->ntargets++]))
+					goto bad;
+			}
+			free(list);
+			if (!o->ntargets)
 				goto bad;
+			o->target = o->targets[0];
 			have_target = true;
 			break;
+		}
 		case 'm':
 			if (!strcmp(optarg, "lease"))
 				o->mode = MODE_LEASE;
@@ -515,15 +576,27 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	b->last_good_ns = b->last_switch_ns = now_ns();
 	if (writes) {
 		/* acquire the flows first, unmeasured; slot i then writes flow i + k*window */
-		if (!b->o.echo)
+		if (!b->o.echo) {
 			run(b, false, 0, b->o.flows);
+			/* writes to flows not leased would measure rejects */
+			if (b->granted < b->o.flows) {
+				pr_warn("rp-bench: only %llu of %u flows were leased (%llu busy, %llu not_head): "
+					"is the store in its start-up grace?\n",
+					(unsigned long long)b->granted, b->o.flows,
+					(unsigned long long)b->rejects[RP_REJ_BUSY],
+					(unsigned long long)b->rejects[RP_REJ_NOT_HEAD]);
+				return 1;
+			}
+		}
 		for (uint32_t i = 0; i < b->o.window; i++)
 			b->slots[i].flow = i;
 	}
 
 	b->measuring = true;
+	b->last_good_ns = now_ns();
 	b->replies = 0;
 	memset(b->rejects, 0, sizeof(b->rejects));
 	elapsed = run(b, writes, now_ns() + (uint64_t)(b->o.duration * 1e9), b->o.count);
@@ -532,11 +605,12 @@ int main(int argc, char **argv)
 	for (unsigned int r = 1; r < __RP_REJ_MAX; r++)
 		rejected += b->rejects[r];
 	printf("label=%s mode=%s target=%s window=%u state_len=%u replies=%llu rps=%.0f "
-	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f lost=%llu rejected=%llu unexpected=%llu\n",
+	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f lost=%llu rejected=%llu unexpected=%llu "
+	       "stall_ms=%.1f head_changes=%u\n",
 	       b->o.label, writes ? "write" : "lease", b->o.echo ? "echo" : "store", b->o.window,
 	       b->o.state_len, (unsigned long long)b->replies,
 	       (double)b->replies * 1e9 / (double)elapsed, pct_us(b, 0.5), pct_us(b, 0.99),
 	       pct_us(b, 0.999), (unsigned long long)b->lost, (unsigned long long)rejected,
-	       (unsigned long long)b->unexpected);
+	       (unsigned long long)b->unexpected, (double)b->stall_ns / 1e6, b->head_changes);
 	return 0;
 }

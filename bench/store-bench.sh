@@ -77,7 +77,7 @@ for round in $(seq "$ROUNDS"); do
 		record "$round" "$shards" echo "$line"
 		stop
 
-		start store "$BIN/rp-store" --listen 127.0.0.1:0 --shards "$shards" --lease-ms 1000
+		start store "$BIN/rp-store" --listen 127.0.0.1:0 --shards "$shards" --lease-ms 1000 --grace-ms 0
 		line=$("$BIN/rp-bench" -t "$ADDR" -m write -w "$WINDOW" -d "$DURATION" -i 1)
 		record "$round" "$shards" store "$line"
 		line=$("$BIN/rp-bench" -t "$ADDR" -m lease -w "$WINDOW" -d "$DURATION" -i 2)
@@ -110,7 +110,7 @@ echo
 
 # Memory: resident set before and after MEM_FLOWS new flows with 64-byte state.
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
-start store "$BIN/rp-store" --listen 127.0.0.1:0 --lease-ms 60000 --max-flows "$MEM_FLOWS"
+start store "$BIN/rp-store" --listen 127.0.0.1:0 --lease-ms 60000 --grace-ms 0 --max-flows "$MEM_FLOWS"
 before=$(rss_kb "$PID")
 line=$("$BIN/rp-bench" -t "$ADDR" -m lease -w "$WINDOW" -n "$MEM_FLOWS" -d 600 -i 3)
 after=$(rss_kb "$PID")
