@@ -122,27 +122,34 @@ static __always_inline int rp_copy_frame(struct xdp_md *ctx, __u8 *frame, __u32 
 }
 
 /*
- * Wraps the whole frame in a request to the flow's store, as the scratch
- * describes it: Ethernet, IPv4, UDP, struct rp_msg, then the frame.  A write
- * also goes to rp-load's retransmit ring.
+ * Wraps the whole frame in a request to the head of the flow's store chain,
+ * as the scratch describes it: Ethernet, IPv4, UDP, struct rp_msg, then the
+ * frame.  A write also goes to rp-load's retransmit ring.
  */
 SEC("xdp")
 int rp_emit(struct xdp_md *ctx)
 {
 	struct rp_scratch *sc = rp_scratch();
 	struct bpf_fib_lookup fib = {};
-	const volatile struct rp_dp_store *st;
+	struct rp_dp_session *sess;
 	void *data, *data_end;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct udphdr *udp;
 	struct rp_msg *msg;
+	__be32 head_addr;
+	__be16 head_port;
 	__u32 pkt_len;
 	int rc;
 
-	if (!sc || sc->store >= RP_MAX_STORES)
+	if (!sc)
 		return XDP_DROP;
-	st = &cfg_stores[sc->store];
+	sess = rp_session(sc->store);
+	if (!sess)
+		return XDP_DROP;
+	/* read once: the route and the headers agree even if rp-load moves it */
+	head_addr = sess->head.addr;
+	head_port = sess->head.port;
 	pkt_len = ctx->data_end - ctx->data;
 	if (pkt_len > RP_PKT_MAX) {
 		rp_stat(RP_DP_emit_too_big);
@@ -152,7 +159,7 @@ int rp_emit(struct xdp_md *ctx)
 	fib.family = AF_INET;
 	fib.l4_protocol = IPPROTO_UDP;
 	fib.ipv4_src = cfg_src_addr;
-	fib.ipv4_dst = st->addr;
+	fib.ipv4_dst = head_addr;
 	fib.ifindex = ctx->ingress_ifindex;
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
@@ -186,11 +193,11 @@ int rp_emit(struct xdp_md *ctx)
 	ip->ttl = 64;
 	ip->protocol = IPPROTO_UDP;
 	ip->saddr = cfg_src_addr;
-	ip->daddr = st->addr;
+	ip->daddr = head_addr;
 	ip->check = rp_ip_csum(ip);
 
 	udp->source = cfg_src_port;
-	udp->dest = st->port;
+	udp->dest = head_port;
 	udp->len = bpf_htons((__u16)(sizeof(*udp) + sizeof(*msg) + pkt_len));
 	udp->check = 0;		/* optional over IPv4 */
 
@@ -324,6 +331,10 @@ static __always_inline bool rp_msg_ok(const struct rp_msg *msg, __u32 tail)
 		return false;
 	if (type == RP_MSG_HEARTBEAT_ACK)
 		return msg->hdr.app_id == RP_APP_NONE;
+	/* a replica that is not the head answers a heartbeat: no app, no key */
+	if (type == RP_MSG_REJECT && msg->hdr.reason == RP_REJ_NOT_HEAD &&
+	    msg->hdr.app_id == RP_APP_NONE)
+		return true;
 	if (type != RP_MSG_GRANT && type != RP_MSG_MIGRATE && type != RP_MSG_ACK &&
 	    type != RP_MSG_REVOKE && type != RP_MSG_REJECT)
 		return false;
@@ -487,6 +498,7 @@ static __always_inline bool rp_reject_drops_lease(const struct rp_msg *msg)
 		f = bpf_map_lookup_elem(&flows, &key);
 		return f && rp_seq_after(bpf_ntohl(msg->hdr.seq), f->seq);
 	default:
+		/* about the request, not the holding (busy, timeout, not_head, ...) */
 		return false;
 	}
 }
@@ -510,11 +522,12 @@ int rp_store_rx(struct xdp_md *ctx)
 		rp_stat(RP_DP_drop_malformed_msg);
 		return XDP_DROP;
 	}
+	/* any replica may speak for its chain: answers come from the tail */
 #pragma unroll
-	for (int i = 0; i < RP_MAX_STORES; i++) {
-		if (i < (int)cfg_nstores && cfg_stores[i].addr == ip->saddr &&
-		    cfg_stores[i].port == udp->source)
-			store = i;
+	for (int i = 0; i < RP_MAX_STORES * RP_MAX_REPLICAS; i++) {
+		if (i < (int)cfg_nreplicas && cfg_replicas[i].addr == ip->saddr &&
+		    cfg_replicas[i].port == udp->source)
+			store = cfg_replicas[i].store;
 	}
 	if (store < 0) {
 		rp_stat(RP_DP_drop_bad_source);
@@ -542,6 +555,16 @@ int rp_store_rx(struct xdp_md *ctx)
 		return rp_on_ack(ctx, msg);
 	case RP_MSG_REJECT:
 		rp_stat(RP_DP_reject);
+		if (msg->hdr.reason == RP_REJ_NOT_HEAD) {
+			/*
+			 * The request reached a replica that is not the head:
+			 * nothing about the flow, whose lease stands.  rp-load's
+			 * socket takes it (the echoed packet goes with it, never
+			 * forwarded) and follows the hint to the head.
+			 */
+			rp_stat(RP_DP_reject_not_head);
+			return XDP_PASS;
+		}
 		/*
 		 * Not the owner, or out of step with the store's sequence
 		 * numbers: give the lease up; the next packet asks again and

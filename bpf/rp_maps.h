@@ -13,8 +13,10 @@ const volatile __u16 cfg_switch_id = 1;
 const volatile __u8 cfg_app = RP_APP_NAT;
 const volatile __be32 cfg_src_addr;	/* this switch's address toward the stores */
 const volatile __be16 cfg_src_port;	/* rp-load's UDP port: requests leave from it */
-const volatile __u32 cfg_nstores = 1;
-const volatile struct rp_dp_store cfg_stores[RP_MAX_STORES];
+const volatile __u32 cfg_nstores = 1;	/* store chains; flows hash to one */
+/* every replica of every chain: the sources store messages may come from */
+const volatile __u32 cfg_nreplicas;
+const volatile struct rp_dp_replica cfg_replicas[RP_MAX_STORES * RP_MAX_REPLICAS];
 
 /*
  * Benchmarks only (xdp-bench): bpf_prog_test_run_opts runs every repeat on
@@ -33,7 +35,10 @@ struct {
 	__type(value, struct rp_dp_flow);
 } flows SEC(".maps");
 
-/* The session with each store chain: rp-load writes, every packet reads. */
+/*
+ * The session with each store chain and the chain's head: rp-load writes,
+ * every packet reads.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, RP_MAX_STORES);

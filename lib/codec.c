@@ -85,6 +85,13 @@ static bool is_session_msg(uint8_t type)
 	return type == RP_MSG_HEARTBEAT || type == RP_MSG_HEARTBEAT_ACK;
 }
 
+/* The one message about a session that is not a session message. */
+static bool answers_heartbeat(const struct rp_msg *m)
+{
+	return m->hdr.type == RP_MSG_REJECT && m->hdr.reason == RP_REJ_NOT_HEAD &&
+	       m->hdr.app_id == RP_APP_NONE;
+}
+
 static bool all_zero(const void *p, size_t n)
 {
 	const uint8_t *b = p;
@@ -160,6 +167,12 @@ int rp_msg_decode(const void *buf, size_t len, struct rp_msg_view *v)
 		if (m->hdr.app_id != RP_APP_NONE)
 			return -RP_E_APP;
 		if (m->hdr.flags)
+			return -RP_E_FLAGS;
+		if (!all_zero(&m->key, sizeof(m->key)))
+			return -RP_E_KEY;
+	} else if (answers_heartbeat(m)) {
+		/* REJECT not_head to a heartbeat: the hint, no packet, no key */
+		if (m->hdr.flags & RP_F_PKT)
 			return -RP_E_FLAGS;
 		if (!all_zero(&m->key, sizeof(m->key)))
 			return -RP_E_KEY;

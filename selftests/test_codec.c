@@ -257,3 +257,34 @@ Test(addr, parses_and_rejects)
 	cr_assert_eq(rp_addr_parse("[::1:80", &a), -EINVAL);
 	cr_assert_eq(rp_addr_parse(":80", &a), -EINVAL);
 }
+
+/*
+ * A replica that is not its chain's head answers a heartbeat with REJECT
+ * not_head: no app and no key, like the heartbeat, and the hint as state.
+ */
+Test(codec, not_head_answers_a_heartbeat_without_app_or_key)
+{
+	struct rp_head_hint hint = { .addr = htonl(0xc000020b), .port = htons(4791),
+				     .version = htonl(7) };
+	struct rp_msg_view v = {
+		.type = RP_MSG_REJECT,
+		.reason = RP_REJ_NOT_HEAD,
+		.flags = RP_F_STATE,
+		.switch_id = 3,
+		.state_len = sizeof(hint),
+		.state = (const uint8_t *)&hint,
+	}, out;
+	uint8_t buf[RP_DGRAM_MAX];
+	int len = rp_msg_encode(buf, sizeof(buf), &v);
+
+	cr_assert_eq(len, (int)RP_MSG_LEN);
+	cr_assert_eq(rp_msg_decode(buf, (size_t)len, &out), 0);
+	cr_assert_eq(out.app_id, RP_APP_NONE);
+	cr_assert_arr_eq(out.state, &hint, sizeof(hint));
+	/* another reason with no app is still malformed, as is a key */
+	HDR(buf)->reason = RP_REJ_BUSY;
+	cr_assert_eq(rp_msg_decode(buf, (size_t)len, &out), -RP_E_APP);
+	HDR(buf)->reason = RP_REJ_NOT_HEAD;
+	((struct rp_msg *)buf)->key.family = RP_AF_INET;
+	cr_assert_eq(rp_msg_decode(buf, (size_t)len, &out), -RP_E_KEY);
+}

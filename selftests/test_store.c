@@ -559,3 +559,52 @@ Test(store_cli, port_in_use_is_refused)
 	port_in_use("1");
 	port_in_use("2");
 }
+
+Test(store_cli, chain_options_get_clear_errors)
+{
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--zk", "127.0.0.1:2181",
+					   NULL },
+		    2, "needs both --zk and --replica-id");
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--replica-id", "0", NULL },
+		    2, "invalid --replica-id");
+	expect_fail((const char *const[]){ "--listen", "[::1]:0", "--zk", "127.0.0.1:2181",
+					   "--replica-id", "1", NULL },
+		    2, "chain replicas listen on IPv4");
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--chain", "a/b", NULL }, 2,
+		    "invalid --chain 'a/b'");
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--failure-timeout-ms",
+					   "50", NULL },
+		    2, "invalid --failure-timeout-ms");
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--peer", "nowhere", NULL },
+		    2, "invalid --peer");
+}
+
+/* A config file holds the long options; the command line overrides it. */
+Test(store_cli, a_config_file_is_read_and_checked)
+{
+	char path[] = "/tmp/rp-store-conf.XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f;
+
+	cr_assert_geq(fd, 0);
+	f = fdopen(fd, "w");
+	fputs("# a replica's settings\nlisten 127.0.0.1:0\n  shards 0\n", f);
+	fclose(f);
+	expect_fail((const char *const[]){ "--config", path, NULL }, 2, "invalid --shards '0'");
+	/* the command line wins: its IPv6 --listen replaces the file's IPv4 one */
+	f = fopen(path, "w");
+	fputs("listen 127.0.0.1:0\nzk 127.0.0.1:2181\nreplica-id 1\n", f);
+	fclose(f);
+	expect_fail((const char *const[]){ "--config", path, "--listen", "[::1]:0", NULL }, 2,
+		    "chain replicas listen on IPv4");
+	f = fopen(path, "w");
+	fputs("listen 127.0.0.1:0\nbogus 1\n", f);
+	fclose(f);
+	expect_fail((const char *const[]){ "--config", path, NULL }, 2, "unknown option '--bogus'");
+	f = fopen(path, "w");
+	fputs("config /etc/other\n", f);
+	fclose(f);
+	expect_fail((const char *const[]){ "--config", path, NULL }, 2, "cannot name another");
+	unlink(path);
+	expect_fail((const char *const[]){ "--config", path, NULL }, 2, "Couldn't read --config");
+}

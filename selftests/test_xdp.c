@@ -837,6 +837,115 @@ Test(xdp, heartbeat_acks_go_to_rp_load)
 	fx_run(buf, len, fx.ifindex_sto, &out);
 	cr_assert_eq(out.verdict, XDP_PASS);
 	cr_assert_eq(fx_stat(RP_DP_hb_ack_pass), 1);
+
+	/* from the chain's tail, not the head the heartbeat went to */
+	len = fx_store_msg(buf, FX_STORE_B, &v);
+	fx_run(buf, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_PASS);
+	cr_assert_eq(fx_stat(RP_DP_hb_ack_pass), 2);
+}
+
+Test(xdp, requests_go_to_the_head_rp_load_wrote_into_the_session)
+{
+	uint8_t syn[128], fin[128];
+	struct fx_out out, copy = { 0 };
+	struct rp_msg_view req;
+	struct ring_buffer *rb;
+	size_t len;
+
+	len = fx_tcp(syn, fx_mac_int, fx_mac_client, FX_CLIENT, 40700, FX_SERVER, 80, FX_SYN, 0);
+	fx_run(syn, len, fx.ifindex_int, &out);
+	fx_decode_request_to(&out, FX_STORE, &req);
+
+	/* the head moved: the next lease request and write go to the new one */
+	fx_set_head(0, FX_STORE_B);
+	len = fx_tcp(syn, fx_mac_int, fx_mac_client, FX_CLIENT, 40701, FX_SERVER, 80, FX_SYN, 0);
+	fx_run(syn, len, fx.ifindex_int, &out);
+	fx_decode_request_to(&out, FX_STORE_B, &req);
+	cr_assert_eq(req.type, RP_MSG_LEASE_REQ);
+
+	hold_mapping(IPPROTO_TCP, 40702, 20074);
+	rb = ring_buffer__new(bpf_map__fd(fx.skel->maps.wcopies), count_wcopies, &copy, NULL);
+	cr_assert_not_null(rb);
+	len = fx_tcp(fin, fx_mac_int, fx_mac_client, FX_CLIENT, 40702, FX_SERVER, 80,
+		     FX_FIN | FX_ACK, 0);
+	fx_run(fin, len, fx.ifindex_int, &out);
+	fx_decode_request_to(&out, FX_STORE_B, &req);
+	cr_assert_eq(req.type, RP_MSG_WRITE);
+	/* rp-load's copy shows the head it went to (it resends elsewhere if that moves) */
+	copy.len = out.len;
+	memcpy(copy.data, out.data, out.len);
+	cr_assert_eq(ring_buffer__consume(rb), 1);
+	cr_assert_eq(copy.verdict, 1);
+	ring_buffer__free(rb);
+}
+
+/* A heartbeat's key: none. */
+static const struct rp_flow_key heartbeat_key;
+
+/*
+ * A REJECT not_head from `from`, its hint naming `head`, echoing `inner`;
+ * about `key`, or answering a heartbeat (heartbeat_key).
+ */
+static size_t not_head_msg(uint8_t *buf, uint32_t from, const struct rp_flow_key *key,
+			   uint32_t head, const void *inner, size_t inner_len)
+{
+	struct rp_head_hint hint = { .addr = htonl(head), .port = htons(FX_STORE_PORT),
+				     .version = htonl(2) };
+	struct rp_msg_view v = {
+		.type = RP_MSG_REJECT,
+		.app_id = key == &heartbeat_key ? RP_APP_NONE : RP_APP_NAT,
+		.flags = RP_F_STATE | (inner_len ? RP_F_PKT : 0),
+		.reason = RP_REJ_NOT_HEAD,
+		.switch_id = FX_SWITCH_ID,
+		.state_len = sizeof(hint),
+		.epoch = FX_EPOCH,
+		.key = *key,
+		.state = (const uint8_t *)&hint,
+		.pkt = inner,
+		.pkt_len = (uint16_t)inner_len,
+	};
+
+	return fx_store_msg(buf, from, &v);
+}
+
+Test(xdp, a_reject_not_head_goes_to_rp_load_and_the_lease_stays)
+{
+	uint8_t msg[2048], inner[128];
+	struct rp_flow_key fwd;
+	struct rp_dp_flow f;
+	struct fx_out out;
+	size_t len, ilen;
+
+	hold_mapping(IPPROTO_TCP, 40310, 20073);
+	fx_key(&fwd, IPPROTO_TCP, FX_CLIENT, 40310, FX_SERVER, 80);
+	ilen = fx_tcp(inner, fx_mac_int, fx_mac_client, FX_EXT, 20073, FX_SERVER, 80, FX_FIN, 0);
+
+	/* the write reached FX_STORE, no longer the head: it names FX_STORE_B */
+	len = not_head_msg(msg, FX_STORE, &fwd, FX_STORE_B, inner, ilen);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_PASS, "to rp-load's socket, which follows the hint");
+	cr_assert_eq(out.len, len);
+	cr_assert_arr_eq(out.data, msg, len, "as it came: the echoed packet is not released");
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.epoch, FX_EPOCH, "the lease stands");
+	cr_assert_eq(f.gen, 0);
+	cr_assert_eq(fx_stat(RP_DP_reject), 1);
+	cr_assert_eq(fx_stat(RP_DP_reject_not_head), 1);
+	cr_assert_eq(fx_stat(RP_DP_reject_lost_lease), 0);
+
+	/* the answer to a heartbeat (no app, no key, no packet): up as well */
+	len = not_head_msg(msg, FX_STORE_B, &heartbeat_key, FX_STORE, NULL, 0);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_PASS);
+	cr_assert_eq(fx_stat(RP_DP_reject_not_head), 2);
+
+	/* from a replica that is not configured: dropped, as any stranger's */
+	len = not_head_msg(msg, FX_STRANGER, &fwd, FX_STRANGER, inner, ilen);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert_eq(fx_stat(RP_DP_drop_bad_source), 1);
+	cr_assert_eq(fx_stat(RP_DP_reject_not_head), 2);
 }
 
 Test(xdp, ip_options_are_kept_and_vlan_frames_go_to_the_kernel)
@@ -888,4 +997,81 @@ Test(xdp, ip_options_are_kept_and_vlan_frames_go_to_the_kernel)
 	ip = (struct iphdr *)(out.data + 18);
 	cr_assert_eq(ip->saddr, htonl(FX_EXT));
 	cr_assert_eq(fx_stat(RP_DP_fwd_pass), 1);
+}
+
+TestSuite(xdp_chains, .init = fx_setup_chains, .fini = fx_teardown, .timeout = 30);
+
+Test(xdp_chains, any_replica_speaks_for_its_own_chain_and_no_other)
+{
+	struct rp_nat_state st = { .addr = htonl(FX_EXT), .port = htons(20080), .dir = RP_NAT_FWD };
+	struct rp_dp_session sess;
+	struct rp_flow_key fwd;
+	struct rp_dp_flow f;
+	struct fx_out out;
+	uint8_t msg[2048];
+	uint32_t one = 1;
+	size_t len;
+
+	/* chain 1's session has an epoch of its own */
+	cr_assert_eq(bpf_map_lookup_elem(fx.map_sessions, &one, &sess), 0);
+	sess.epoch = FX_EPOCH + 1;
+	cr_assert_eq(bpf_map_update_elem(fx.map_sessions, &one, &sess, 0), 0);
+	fx_key(&fwd, IPPROTO_TCP, FX_CLIENT, 40800, FX_SERVER, 80);
+
+	/* from chain 0's second replica: judged by chain 0's session, stale */
+	len = store_msg(msg, FX_STORE_B, RP_MSG_GRANT, &fwd, 0, FX_EPOCH + 1, &st, sizeof(st),
+			NULL, 0);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert_eq(fx_stat(RP_DP_drop_stale_grant), 1);
+	cr_assert(!fx_flow(&fwd, &f));
+
+	/* a replica's address from another port, and an unknown address: not a store */
+	((struct udphdr *)(msg + ETH_IP_LEN))->source = htons(FX_STORE_PORT + 1);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	len = store_msg(msg, FX_STRANGER, RP_MSG_GRANT, &fwd, 0, FX_EPOCH + 1, &st, sizeof(st),
+			NULL, 0);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert_eq(fx_stat(RP_DP_drop_bad_source), 2);
+	cr_assert(!fx_flow(&fwd, &f));
+
+	/* from chain 1's second replica (its tail): installed, owned by chain 1 */
+	len = store_msg(msg, FX_CHAIN1_B, RP_MSG_GRANT, &fwd, 0, FX_EPOCH + 1, &st, sizeof(st),
+			NULL, 0);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP, "no packet: consumed");
+	cr_assert_eq(fx_stat(RP_DP_grant), 1);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.store, 1, "attributed to the sender's chain");
+	cr_assert_eq(f.epoch, FX_EPOCH + 1);
+}
+
+Test(xdp_chains, a_chains_writes_go_to_its_own_head_and_follow_it)
+{
+	struct rp_nat_state st = { .addr = htonl(FX_EXT), .port = htons(20081), .dir = RP_NAT_FWD };
+	struct rp_dp_flow f = { .epoch = FX_EPOCH, .store = 1, .state_len = sizeof(st) };
+	struct rp_msg_view req;
+	struct rp_flow_key fwd;
+	struct fx_out out;
+	uint8_t fin[128];
+	size_t len;
+
+	fx_key(&fwd, IPPROTO_TCP, FX_CLIENT, 40801, FX_SERVER, 80);
+	memcpy(f.state, &st, sizeof(st));
+	fx_put_flow(&fwd, &f);
+	len = fx_tcp(fin, fx_mac_int, fx_mac_client, FX_CLIENT, 40801, FX_SERVER, 80,
+		     FX_FIN | FX_ACK, 0);
+	fx_run(fin, len, fx.ifindex_int, &out);
+	fx_decode_request_to(&out, FX_CHAIN1, &req);
+	cr_assert_eq(req.seq, 1);
+
+	/* chain 1's head moves: the flow's next write follows it */
+	fx_set_head(1, FX_CHAIN1_B);
+	fx_run(fin, len, fx.ifindex_int, &out);
+	fx_decode_request_to(&out, FX_CHAIN1_B, &req);
+	cr_assert_eq(req.type, RP_MSG_WRITE);
+	cr_assert_eq(req.seq, 2);
+	cr_assert_eq(fx_stat(RP_DP_write_req), 2);
 }

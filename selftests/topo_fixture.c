@@ -74,6 +74,15 @@ void topo_up_chain(unsigned int nswitches, unsigned int nreplicas, const char *c
 	static const char *const roles[][RP_TOPO_REPLICAS] = {
 		{ "alone" }, { "head", "tail" }, { "head", "middle", "tail" },
 	};
+
+	topo_up_chains(nswitches, nreplicas, extra, NULL);
+	for (unsigned int r = 0; r < nreplicas; r++)
+		cr_assert(topo_wait_role(r, roles[nreplicas - 1][r], 5000), "chain formed");
+}
+
+void topo_up_chains(unsigned int nswitches, unsigned int nreplicas, const char *const *extra,
+		    const char *const *chain)
+{
 	int err;
 
 	if (access("/usr/share/java/zookeeper.jar", R_OK))
@@ -84,12 +93,21 @@ void topo_up_chain(unsigned int nswitches, unsigned int nreplicas, const char *c
 		     topo.zk_log);
 	/* one by one, so that the chain's order is the replicas' order */
 	for (unsigned int r = 0; r < nreplicas; r++) {
-		topo_replica(r, extra);
-		/* a replica joins as the tail; the first is a chain of one */
-		cr_assert(topo_wait_role(r, r ? "tail" : "alone", 5000), "replica %u joined", r + 1);
+		const char *args[24] = { "--chain", chain ? chain[r] : "default" };
+		bool first = true;
+		unsigned int n = 2;
+
+		for (unsigned int q = 0; q < r; q++)
+			first &= strcmp(args[1], chain ? chain[q] : "default") != 0;
+		while (extra && extra[n - 2] && n < 23) {
+			args[n] = extra[n - 2];
+			n++;
+		}
+		topo_replica(r, args);
+		/* a replica joins as the tail; the first of its chain is a chain of one */
+		cr_assert(topo_wait_role(r, first ? "alone" : "tail", 5000), "replica %u joined",
+			  r + 1);
 	}
-	for (unsigned int r = 0; r < nreplicas; r++)
-		cr_assert(topo_wait_role(r, roles[nreplicas - 1][r], 5000), "chain formed");
 }
 
 void topo_down(void)

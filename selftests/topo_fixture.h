@@ -21,6 +21,9 @@ void topo_down(void);
  * waited for, so replica 0 is the head.  Switches started next use it.
  */
 void topo_up_chain(unsigned int nswitches, unsigned int nreplicas, const char *const *extra);
+/* The same with replica r in chain chain[r]; the switches' --store is the caller's. */
+void topo_up_chains(unsigned int nswitches, unsigned int nreplicas, const char *const *extra,
+		    const char *const *chain);
 void topo_replica(unsigned int r, const char *const *extra);
 /* Waits up to ms for replica r's stats file to show chain_role `role`. */
 bool topo_wait_role(unsigned int r, const char *role, int ms);

@@ -51,7 +51,8 @@ static void build_netns(void)
 	sh("ip neigh add 10.1.0.2 lladdr 02:00:00:00:01:02 dev rp-int nud permanent");
 	sh("ip neigh add 10.1.0.3 lladdr 02:00:00:00:01:02 dev rp-int nud permanent");
 	sh("ip neigh add 198.51.100.2 lladdr 02:00:00:00:02:02 dev rp-ext nud permanent");
-	sh("ip neigh add 192.0.2.10 lladdr 02:00:00:00:03:02 dev rp-sto nud permanent");
+	sh("for a in 10 12 20 21; do"
+	   " ip neigh add 192.0.2.$a lladdr 02:00:00:00:03:02 dev rp-sto nud permanent; done");
 	sh("sysctl -qw net.ipv4.ip_forward=1");
 	fx.ifindex_int = (int)if_nametoindex("rp-int");
 	fx.ifindex_ext = (int)if_nametoindex("rp-ext");
@@ -65,12 +66,47 @@ static void set_prog(int slot, const struct bpf_program *p)
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(fx.skel->maps.progs), &slot, &fd, 0), 0);
 }
 
-void fx_setup(void)
+/* The replicas of both chains, in the data plane's table's order. */
+static const struct {
+	uint32_t addr;
+	uint16_t store;
+} replicas[] = {
+	{ FX_STORE, 0 }, { FX_STORE_B, 0 }, { FX_CHAIN1, 1 }, { FX_CHAIN1_B, 1 },
+};
+
+static void set_replicas(unsigned int nstores)
+{
+	unsigned int n = 0;
+
+	for (size_t i = 0; i < sizeof(replicas) / sizeof(replicas[0]); i++) {
+		if (replicas[i].store >= nstores)
+			continue;
+		fx.skel->rodata->cfg_replicas[n].addr = htonl(replicas[i].addr);
+		fx.skel->rodata->cfg_replicas[n].port = htons(FX_STORE_PORT);
+		fx.skel->rodata->cfg_replicas[n].store = replicas[i].store;
+		n++;
+	}
+	fx.skel->rodata->cfg_nstores = nstores;
+	fx.skel->rodata->cfg_nreplicas = n;
+}
+
+/* A live session for each chain, the head its first replica. */
+static void put_sessions(unsigned int nstores)
 {
 	struct rp_dp_session sess = { .epoch = FX_EPOCH };
 	struct timespec ts;
-	uint32_t zero = 0;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sess.expiry_ns = (uint64_t)(ts.tv_sec + 600) * 1000000000ull;
+	sess.head.port = htons(FX_STORE_PORT);
+	for (uint32_t i = 0; i < nstores; i++) {
+		sess.head.addr = htonl(i ? FX_CHAIN1 : FX_STORE);
+		cr_assert_eq(bpf_map_update_elem(fx.map_sessions, &i, &sess, 0), 0);
+	}
+}
+
+static void load(unsigned int nstores)
+{
 	if (geteuid() != 0)
 		cr_skip_test("needs root: loads BPF programs and builds a network namespace");
 	memset(&fx, 0, sizeof(fx));
@@ -82,9 +118,7 @@ void fx_setup(void)
 	fx.skel->rodata->cfg_app = RP_APP_NAT;
 	fx.skel->rodata->cfg_src_addr = htonl(FX_SWITCH);
 	fx.skel->rodata->cfg_src_port = htons(FX_RP_PORT);
-	fx.skel->rodata->cfg_nstores = 1;
-	fx.skel->rodata->cfg_stores[0].addr = htonl(FX_STORE);
-	fx.skel->rodata->cfg_stores[0].port = htons(FX_STORE_PORT);
+	set_replicas(nstores);
 	fx.skel->rodata->cfg_nat_int_net = htonl(0x0a010000u);
 	fx.skel->rodata->cfg_nat_int_mask = htonl(0xffffff00u);
 	fx.skel->rodata->cfg_nat_ext_addr = htonl(FX_EXT);
@@ -100,10 +134,26 @@ void fx_setup(void)
 	fx.map_flows = bpf_map__fd(fx.skel->maps.flows);
 	fx.map_sessions = bpf_map__fd(fx.skel->maps.sessions);
 	fx.map_stats = bpf_map__fd(fx.skel->maps.stats);
+	put_sessions(nstores);
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	sess.expiry_ns = (uint64_t)(ts.tv_sec + 600) * 1000000000ull;
-	cr_assert_eq(bpf_map_update_elem(fx.map_sessions, &zero, &sess, 0), 0);
+void fx_setup(void)
+{
+	load(1);
+}
+
+void fx_setup_chains(void)
+{
+	load(2);
+}
+
+void fx_set_head(uint32_t store, uint32_t head)
+{
+	struct rp_dp_session sess;
+
+	cr_assert_eq(bpf_map_lookup_elem(fx.map_sessions, &store, &sess), 0);
+	sess.head.addr = htonl(head);
+	cr_assert_eq(bpf_map_update_elem(fx.map_sessions, &store, &sess, 0), 0);
 }
 
 void fx_teardown(void)
@@ -256,6 +306,11 @@ bool fx_csum_ok(const uint8_t *frame, size_t len)
 
 void fx_decode_request(const struct fx_out *out, struct rp_msg_view *v)
 {
+	fx_decode_request_to(out, FX_STORE, v);
+}
+
+void fx_decode_request_to(const struct fx_out *out, uint32_t head, struct rp_msg_view *v)
+{
 	size_t hdr = sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr);
 	const struct ethhdr *eth = (const void *)out->data;
 	const struct iphdr *ip = (const void *)(eth + 1);
@@ -267,7 +322,7 @@ void fx_decode_request(const struct fx_out *out, struct rp_msg_view *v)
 	cr_assert_arr_eq(eth->h_dest, fx_mac_store, 6, "to the store's MAC");
 	cr_assert_arr_eq(eth->h_source, fx_mac_sto, 6);
 	cr_assert_eq(ip->saddr, htonl(FX_SWITCH));
-	cr_assert_eq(ip->daddr, htonl(FX_STORE));
+	cr_assert_eq(ip->daddr, htonl(head), "to the head");
 	cr_assert_eq(uh->source, htons(FX_RP_PORT));
 	cr_assert_eq(uh->dest, htons(FX_STORE_PORT));
 	cr_assert_eq(ntohs(uh->len), out->len - sizeof(*eth) - sizeof(*ip));

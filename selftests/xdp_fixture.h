@@ -27,8 +27,11 @@
 #define FX_SERVER	0xc6336402u	/* 198.51.100.2, outside */
 #define FX_EXT		0xcb007101u	/* 203.0.113.1, the NAT's address */
 #define FX_SWITCH	0xc0000201u	/* 192.0.2.1, toward the store */
-#define FX_STORE	0xc000020au	/* 192.0.2.10 */
+#define FX_STORE	0xc000020au	/* 192.0.2.10: chain 0's head */
 #define FX_STRANGER	0xc000020bu	/* 192.0.2.11: not a store */
+#define FX_STORE_B	0xc000020cu	/* 192.0.2.12: chain 0's second replica */
+#define FX_CHAIN1	0xc0000214u	/* 192.0.2.20: chain 1's head (fx_setup_chains) */
+#define FX_CHAIN1_B	0xc0000215u	/* 192.0.2.21: chain 1's second replica */
 
 extern const uint8_t fx_mac_int[6], fx_mac_ext[6], fx_mac_sto[6];
 extern const uint8_t fx_mac_client[6], fx_mac_server[6], fx_mac_store[6];
@@ -44,9 +47,17 @@ struct fx {
 
 extern struct fx fx;
 
-/* Skips the test when not root; else builds the namespace and loads. */
+/*
+ * Skip the test when not root; else build the namespace and load, with one
+ * store chain (FX_STORE, FX_STORE_B), or two (and FX_CHAIN1, FX_CHAIN1_B).
+ * Every chain's session is live under FX_EPOCH, its first replica the head.
+ */
 void fx_setup(void);
+void fx_setup_chains(void);
 void fx_teardown(void);
+
+/* Moves chain `store`'s head, as rp-load does, the rest of its session kept. */
+void fx_set_head(uint32_t store, uint32_t head);
 
 struct fx_out {
 	uint32_t verdict;
@@ -70,8 +81,9 @@ size_t fx_store_msg(uint8_t *buf, uint32_t from, const struct rp_msg_view *v);
 /* Valid IPv4 header and TCP/UDP checksums (a UDP checksum of 0 counts as valid). */
 bool fx_csum_ok(const uint8_t *frame, size_t len);
 
-/* The request inside an emitted frame; fails the test unless it is one. */
+/* The request inside a frame sent to FX_STORE (or `head`); fails the test unless it is one. */
 void fx_decode_request(const struct fx_out *out, struct rp_msg_view *v);
+void fx_decode_request_to(const struct fx_out *out, uint32_t head, struct rp_msg_view *v);
 
 uint64_t fx_stat(enum rp_dp_stat s);
 bool fx_flow(const struct rp_flow_key *key, struct rp_dp_flow *f);

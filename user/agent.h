@@ -10,6 +10,7 @@
 
 #include "redplane/addr.h"
 #include "redplane/dp.h"
+#include "redplane/store_list.h"
 
 #define RP_LOAD_VERSION		"0.1.0"
 #define RP_MAX_IFACES		8
@@ -22,8 +23,8 @@ struct rp_load_cfg {
 	char ifnames[RP_MAX_IFACES][IF_NAMESIZE];
 	unsigned int nifaces;
 	uint8_t app;
-	struct sockaddr_in stores[RP_MAX_STORES];
-	unsigned int nstores;
+	struct rp_store_chain chains[RP_MAX_STORES];	/* the first replica: the head at start */
+	unsigned int nstores;		/* chains */
 	uint16_t switch_id;
 	uint16_t port;			/* 0: any */
 	uint32_t lease_ms;		/* heartbeat pace until a store says otherwise */
@@ -41,14 +42,18 @@ struct hb_sent {
 	uint64_t sent_ns;
 };
 
-/* The session with one store chain. */
+/* The session with one store chain, and where the chain's head is. */
 struct rp_store_sess {
 	uint32_t epoch;
 	uint32_t epoch_nonce;		/* nonce of the ack that brought the epoch */
 	uint64_t expiry_ns;		/* as written to the data plane */
 	uint32_t lease_ms;		/* what the store grants */
-	uint64_t last_ack_ns;
+	uint64_t last_ack_ns;		/* from any replica (the tail answers) */
 	bool lapsed;
+	bool probing;			/* heartbeats go to every replica */
+	bool hint_moved;		/* a hint moved the head while probing */
+	unsigned int head;		/* index of the head among the replicas */
+	uint32_t hint_version;		/* newest head hint followed */
 	struct hb_sent sent[RP_HB_NONCES];
 };
 
@@ -78,7 +83,8 @@ struct rp_agent {
 	unsigned int attached;
 	unsigned int pinned;
 	int lock_fd;
-	int sock;			/* UDP: heartbeats out, their acks in */
+	int sock;			/* UDP: heartbeats out, their acks and not_head
+					 * rejects in; writes resent to a new head */
 	struct in_addr src_addr;
 	uint16_t src_port;
 	char store_ifname[IF_NAMESIZE];
@@ -105,6 +111,7 @@ struct rp_agent {
 int rp_hb_init(struct rp_agent *a);
 void rp_hb_tick(struct rp_agent *a, uint64_t now);
 void rp_hb_receive(struct rp_agent *a, uint64_t now);
+const struct sockaddr_in *rp_hb_head(const struct rp_agent *a, unsigned int store);
 
 /* retransmit.c */
 int rp_rtx_init(struct rp_agent *a);

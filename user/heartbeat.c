@@ -4,6 +4,10 @@
  * session; its ack tells the epoch and the lease period.  The data plane's
  * lease is timed from when the heartbeat was SENT, less a guard for clock
  * rate drift, so it always ends before the store's (timed from receipt).
+ *
+ * Requests go to a chain's head, answers come from its tail.  A replica
+ * that is not the head refuses a request with a hint to the head; a head
+ * that stops answering is looked for by heartbeating every replica.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -37,19 +41,72 @@ static uint32_t lease_ms_of(const struct rp_agent *a, const struct rp_store_sess
 	return a->cfg.lease_ms;
 }
 
+const struct sockaddr_in *rp_hb_head(const struct rp_agent *a, unsigned int store)
+{
+	return &a->cfg.chains[store].replicas[a->sess[store].head];
+}
+
+/*
+ * Chain i's session and head into the data plane.  The expiry is the
+ * caller's: a new epoch goes in with no time left first (see on_ack).
+ */
+static int put_session(struct rp_agent *a, unsigned int i, uint64_t expiry)
+{
+	const struct sockaddr_in *head = rp_hb_head(a, i);
+	struct rp_dp_session dp = {
+		.expiry_ns = expiry,
+		.epoch = a->sess[i].epoch,
+		.head = { .addr = head->sin_addr.s_addr, .port = head->sin_port },
+	};
+	uint32_t key = i;
+	int err = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(a->skel->maps.sessions), &key, &dp, 0)) {
+		err = -errno;
+		pr_warn("rp-load: Couldn't update the session map: %s\n", strerror(-err));
+	}
+	return err;
+}
+
 int rp_hb_init(struct rp_agent *a)
 {
+	uint64_t now = rp_mono_ns();
 	struct timespec res;
+	int err;
 
 	a->next_hb_ns = 0;
 	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res))
 		return -errno;
 	a->coarse_tick_ns = (uint64_t)res.tv_sec * 1000000000ull + (uint64_t)res.tv_nsec;
+	for (unsigned int i = 0; i < a->cfg.nstores; i++) {
+		/* the first replica listed is the head until one says otherwise */
+		err = put_session(a, i, 0);
+		if (err)
+			return err;
+		/* the heads get two heartbeat intervals to answer before probing */
+		a->sess[i].last_ack_ns = now;
+	}
 	return 0;
 }
 
+static bool send_to(struct rp_agent *a, const void *buf, int len, const struct sockaddr_in *to)
+{
+	return sendto(a->sock, buf, (size_t)len, 0, (const struct sockaddr *)to,
+		      sizeof(*to)) == len;
+}
+
+static const char *head_str(const struct rp_agent *a, unsigned int i, char *buf)
+{
+	return rp_addr_str((const struct sockaddr *)rp_hb_head(a, i), buf, RP_ADDRSTRLEN);
+}
+
+/*
+ * To the head, or to every replica while probing: one nonce, timed from
+ * this one send, whichever replica the head turns out to be.
+ */
 static void send_heartbeat(struct rp_agent *a, unsigned int i, uint64_t now)
 {
+	const struct rp_store_chain *c = &a->cfg.chains[i];
 	struct rp_store_sess *s = &a->sess[i];
 	uint8_t buf[RP_MSG_LEN];
 	struct rp_msg_view v = {
@@ -59,16 +116,42 @@ static void send_heartbeat(struct rp_agent *a, unsigned int i, uint64_t now)
 		.epoch = s->epoch,
 	};
 	int len = rp_msg_encode(buf, sizeof(buf), &v);
+	bool sent = false;
 
 	s->sent[v.seq % RP_HB_NONCES] = (struct hb_sent){ .nonce = v.seq, .sent_ns = now };
-	if (len > 0 && sendto(a->sock, buf, (size_t)len, 0, (struct sockaddr *)&a->cfg.stores[i],
-			      sizeof(a->cfg.stores[i])) == len)
+	if (len <= 0)
+		return;
+	if (!s->probing) {
+		sent = send_to(a, buf, len, rp_hb_head(a, i));
+	} else {
+		for (unsigned int r = 0; r < c->nreplicas; r++)
+			sent |= send_to(a, buf, len, &c->replicas[r]);
+		a->stats[RP_AG_hb_probes]++;
+	}
+	if (sent)
 		a->stats[RP_AG_heartbeats_sent]++;
+}
+
+/* No ack for more than two heartbeat intervals: the head may be gone. */
+static void update_probing(struct rp_agent *a, unsigned int i, uint64_t now, uint64_t interval_ns)
+{
+	struct rp_store_sess *s = &a->sess[i];
+	uint64_t silent_ns = now - s->last_ack_ns;
+	bool probe = a->cfg.chains[i].nreplicas > 1 && silent_ns > 2 * interval_ns;
+	char addr[RP_ADDRSTRLEN];
+
+	if (probe && !s->probing) {
+		pr_warn("rp-load: store %u's head %s has not answered for %llu ms: heartbeats go to every replica\n",
+			i, head_str(a, i, addr), (unsigned long long)(silent_ns / NS_PER_MS));
+		s->hint_moved = false;
+	}
+	s->probing = probe;
 }
 
 void rp_hb_tick(struct rp_agent *a, uint64_t now)
 {
 	uint32_t pace_ms = a->cfg.lease_ms;
+	uint64_t interval_ns;
 
 	for (unsigned int i = 0; i < a->cfg.nstores; i++) {
 		struct rp_store_sess *s = &a->sess[i];
@@ -84,19 +167,49 @@ void rp_hb_tick(struct rp_agent *a, uint64_t now)
 	}
 	if (now < a->next_hb_ns)
 		return;
-	for (unsigned int i = 0; i < a->cfg.nstores; i++)
-		send_heartbeat(a, i, now);
 	/* four heartbeats per lease: one lost heartbeat never lapses a session */
-	a->next_hb_ns = now + (uint64_t)pace_ms * NS_PER_MS / 4;
+	interval_ns = (uint64_t)pace_ms * NS_PER_MS / 4;
+	for (unsigned int i = 0; i < a->cfg.nstores; i++) {
+		update_probing(a, i, now, interval_ns);
+		send_heartbeat(a, i, now);
+	}
+	a->next_hb_ns = now + interval_ns;
 }
 
-static int store_index(const struct rp_agent *a, const struct sockaddr_in *from)
+static int replica_index(const struct rp_store_chain *c, __be32 addr, __be16 port)
 {
-	for (unsigned int i = 0; i < a->cfg.nstores; i++)
-		if (a->cfg.stores[i].sin_addr.s_addr == from->sin_addr.s_addr &&
-		    a->cfg.stores[i].sin_port == from->sin_port)
-			return (int)i;
+	for (unsigned int r = 0; r < c->nreplicas; r++)
+		if (c->replicas[r].sin_addr.s_addr == addr && c->replicas[r].sin_port == port)
+			return (int)r;
 	return -1;
+}
+
+/* The chain of a replica (rp_parse_store_chains() lists each once), and which replica. */
+static int chain_of(const struct rp_agent *a, const struct sockaddr_in *from,
+		    unsigned int *replica)
+{
+	for (unsigned int i = 0; i < a->cfg.nstores; i++) {
+		int r = replica_index(&a->cfg.chains[i], from->sin_addr.s_addr, from->sin_port);
+
+		if (r >= 0) {
+			*replica = (unsigned int)r;
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* Chain i's requests go to replica r from now on. */
+static void move_head(struct rp_agent *a, unsigned int i, unsigned int r, const char *why)
+{
+	struct rp_store_sess *s = &a->sess[i];
+	char addr[RP_ADDRSTRLEN];
+
+	s->head = r;
+	a->stats[RP_AG_head_changes]++;
+	/* the session is the chain's: epoch and expiry stay as they are */
+	put_session(a, i, s->expiry_ns);
+	pr_info("rp-load: store %u's head is now %s (%s)\n", i, head_str(a, i, addr), why);
 }
 
 /* RFC 6298 smoothing of round-trip samples. */
@@ -111,19 +224,28 @@ static void rtt_sample(struct rp_agent *a, double us)
 	a->srtt_us = 0.875 * a->srtt_us + 0.125 * us;
 }
 
-static void on_ack(struct rp_agent *a, unsigned int i, const struct rp_msg_view *v, uint64_t now)
+/* A heartbeat ack from replica r of chain i, the chain's tail. */
+static void on_ack(struct rp_agent *a, unsigned int i, unsigned int r, const struct rp_msg_view *v,
+		   uint64_t now)
 {
 	struct rp_store_sess *s = &a->sess[i];
 	struct hb_sent *h = &s->sent[v->seq % RP_HB_NONCES];
-	struct rp_dp_session dp;
 	uint64_t expiry;
-	uint32_t key = i;
 
 	if (h->nonce != v->seq || !h->sent_ns)
 		return;		/* too old to time: the next one will do */
 	if (v->epoch != s->epoch && s->epoch && rp_seq_before(v->seq, s->epoch_nonce))
 		return;		/* a late ack from before the current epoch */
 	a->stats[RP_AG_heartbeat_acks]++;
+	s->last_ack_ns = now;
+	/*
+	 * The head went silent and no hint has named another: when the only
+	 * survivor is the new head, no replica is left to send one.  The tail
+	 * that answered is the head of a chain of one; if it is not the head,
+	 * it refuses the next request with a hint to the head.
+	 */
+	if (s->probing && !s->hint_moved && r != s->head)
+		move_head(a, i, r, "it answered while the head was silent");
 	rtt_sample(a, (double)(now - h->sent_ns) / 1000.0);
 	s->lease_ms = v->lease_ms;
 	expiry = h->sent_ns + (uint64_t)lease_ms_of(a, s) * NS_PER_MS - guard_ns(a, lease_ms_of(a, s));
@@ -143,17 +265,45 @@ static void on_ack(struct rp_agent *a, unsigned int i, const struct rp_msg_view 
 		 * The data plane reads epoch and expiry separately: the new epoch
 		 * goes in first with no time left, then the expiry below.
 		 */
-		dp = (struct rp_dp_session){ .epoch = s->epoch };
-		bpf_map_update_elem(bpf_map__fd(a->skel->maps.sessions), &key, &dp, 0);
+		put_session(a, i, 0);
 	}
 	if (expiry <= s->expiry_ns)
 		return;
 	s->expiry_ns = expiry;
-	s->last_ack_ns = now;
 	s->lapsed = false;
-	dp = (struct rp_dp_session){ .expiry_ns = expiry, .epoch = s->epoch };
-	if (bpf_map_update_elem(bpf_map__fd(a->skel->maps.sessions), &key, &dp, 0))
-		pr_warn("rp-load: Couldn't update the session map: %s\n", strerror(errno));
+	put_session(a, i, expiry);
+}
+
+/*
+ * A replica of chain i that is not its head refused a request, naming the
+ * head under some version of the chain's configuration: follow the newest.
+ */
+static void on_not_head(struct rp_agent *a, unsigned int i, const struct rp_msg_view *v)
+{
+	struct rp_store_sess *s = &a->sess[i];
+	struct rp_head_hint h;
+	uint32_t version;
+	char why[32];
+	int r;
+
+	a->stats[RP_AG_not_head_rejects]++;
+	if (!(v->flags & RP_F_STATE) || v->state_len != sizeof(h))
+		return;
+	memcpy(&h, v->state, sizeof(h));
+	version = ntohl(h.version);
+	if (!h.addr || version < s->hint_version)
+		return;		/* it knows of no head, or an older configuration */
+	r = replica_index(&a->cfg.chains[i], h.addr, h.port);
+	if (r < 0) {
+		a->stats[RP_AG_head_hints_unknown]++;	/* not a replica --store names */
+		return;
+	}
+	s->hint_version = version;
+	if ((unsigned int)r == s->head)
+		return;
+	s->hint_moved = true;
+	snprintf(why, sizeof(why), "configuration %u", version);
+	move_head(a, i, (unsigned int)r, why);
 }
 
 void rp_hb_receive(struct rp_agent *a, uint64_t now)
@@ -165,14 +315,18 @@ void rp_hb_receive(struct rp_agent *a, uint64_t now)
 		struct rp_msg_view v;
 		ssize_t n = recvfrom(a->sock, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
 				     &flen);
+		unsigned int r;
 		int i;
 
 		if (n < 0)
 			return;
-		i = store_index(a, &from);
-		if (i < 0 || rp_msg_decode(buf, (size_t)n, &v) || v.type != RP_MSG_HEARTBEAT_ACK ||
-		    v.switch_id != a->cfg.switch_id)
-			continue;	/* only heartbeat acks from our stores come here */
-		on_ack(a, (unsigned int)i, &v, now);
+		i = chain_of(a, &from, &r);
+		if (i < 0 || rp_msg_decode(buf, (size_t)n, &v) || v.switch_id != a->cfg.switch_id)
+			continue;
+		/* the data plane passes up heartbeat acks and not_head rejects only */
+		if (v.type == RP_MSG_HEARTBEAT_ACK)
+			on_ack(a, (unsigned int)i, r, &v, now);
+		else if (v.type == RP_MSG_REJECT && v.reason == RP_REJ_NOT_HEAD)
+			on_not_head(a, (unsigned int)i, &v);
 	}
 }

@@ -5,12 +5,17 @@
  * ring buffer.  rp-load keeps each copy in a UMEM frame of an AF_XDP socket
  * on the store-facing interface until the flow's acked sequence number
  * covers it, and re-sends it through AF_XDP TX when the RTO expires, a
- * bounded number of times.
+ * bounded number of times.  A copy built for a head its chain has since
+ * left goes to the new head from rp-load's UDP socket instead: the kernel
+ * routes it there, which AF_XDP, sending frames as they are, cannot.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <linux/if_ether.h>
 #include <linux/if_link.h>
+#include <linux/ip.h>
+#include <linux/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,6 +29,8 @@
 
 #define RTO_MIN_NS	1000000ull	/* 1 ms: the agent's loop granularity */
 #define RTO_MAX_NS	1000000000ull
+/* a copy's outer headers, as rp_emit builds them: no VLAN, no IP options */
+#define OUTER_LEN	(sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr))
 
 static struct xsk_ring_prod fill, tx;
 static struct xsk_ring_cons comp;
@@ -48,6 +55,11 @@ uint64_t rp_rtx_rto_ns(const struct rp_agent *a)
 	return rto < RTO_MIN_NS ? RTO_MIN_NS : rto > RTO_MAX_NS ? RTO_MAX_NS : rto;
 }
 
+static uint8_t *slot_frame(const struct rp_agent *a, const struct rp_wslot *s)
+{
+	return (uint8_t *)a->umem_area + (size_t)(s - a->slots) * RP_FRAME_SIZE;
+}
+
 static int take_copy(void *ctx, void *data, size_t size)
 {
 	struct rp_agent *a = ctx;
@@ -70,8 +82,7 @@ static int take_copy(void *ctx, void *data, size_t size)
 		a->stats[RP_AG_ring_full]++;
 		return 0;
 	}
-	memcpy((uint8_t *)a->umem_area + (size_t)(s - a->slots) * RP_FRAME_SIZE, rec->frame,
-	       rec->len);
+	memcpy(slot_frame(a, s), rec->frame, rec->len);
 	*s = (struct rp_wslot){
 		.used = true,
 		.len = rec->len,
@@ -177,7 +188,7 @@ static void reap_completions(struct rp_agent *a)
 		xsk_ring_cons__release(&comp, n);
 }
 
-static bool resend(struct rp_agent *a, struct rp_wslot *s)
+static bool resend_xsk(struct rp_agent *a, struct rp_wslot *s)
 {
 	uint32_t idx;
 	struct xdp_desc *d;
@@ -194,11 +205,44 @@ static bool resend(struct rp_agent *a, struct rp_wslot *s)
 	return true;
 }
 
+static bool addressed_to(const uint8_t *frame, const struct sockaddr_in *to)
+{
+	const struct iphdr *ip = (const void *)(frame + sizeof(struct ethhdr));
+	const struct udphdr *udp = (const void *)(ip + 1);
+
+	return ip->daddr == to->sin_addr.s_addr && udp->dest == to->sin_port;
+}
+
+/* The request (message and packet), from the port requests leave from. */
+static bool resend_udp(struct rp_agent *a, struct rp_wslot *s, const struct sockaddr_in *head)
+{
+	size_t len = s->len - OUTER_LEN;
+
+	return sendto(a->sock, slot_frame(a, s) + OUTER_LEN, len, 0,
+		      (const struct sockaddr *)head, sizeof(*head)) == (ssize_t)len;
+}
+
+/* Sends a copy again, to its chain's head now; true when it went. */
+static bool resend(struct rp_agent *a, struct rp_wslot *s, uint16_t store)
+{
+	const struct sockaddr_in *head = rp_hb_head(a, store);
+
+	if (addressed_to(slot_frame(a, s), head)) {
+		if (!resend_xsk(a, s))
+			return false;
+		a->stats[RP_AG_retransmits]++;
+	} else {
+		if (!resend_udp(a, s, head))
+			return false;
+		a->stats[RP_AG_retransmits_udp]++;
+	}
+	return true;
+}
+
 void rp_rtx_poll(struct rp_agent *a, uint64_t now)
 {
 	int flows_fd = bpf_map__fd(a->skel->maps.flows);
 	uint64_t rto = rp_rtx_rto_ns(a);
-	unsigned int sent = 0;
 
 	ring_buffer__consume(a->rb);
 	reap_completions(a);
@@ -220,22 +264,20 @@ void rp_rtx_poll(struct rp_agent *a, uint64_t now)
 			slot_free(a, s, RP_AG_writes_acked);
 		} else if (s->tries >= a->cfg.max_tries) {
 			slot_free(a, s, RP_AG_gave_up);
-		} else if (resend(a, s)) {
+		} else if (resend(a, s, f.store)) {
 			s->tries++;
 			/* exponential backoff, as TCP */
 			s->due_ns = now + (rto << (s->tries < 6 ? s->tries : 6));
-			a->stats[RP_AG_retransmits]++;
-			sent++;
 		} else {
-			s->due_ns = now + rto;	/* TX ring full: next round */
+			s->due_ns = now + rto;	/* TX ring or socket full: next round */
 		}
 	}
 	/*
 	 * Copy mode sends a bounded batch per kick: kick while anything is in
-	 * the TX ring, not only when this round queued something.  EAGAIN,
-	 * EBUSY, ENOBUFS: the next round kicks again.
+	 * the TX ring, this round's included.  EAGAIN, EBUSY, ENOBUFS: the next
+	 * round kicks again.
 	 */
-	if (sent || a->tx_in_flight)
+	if (a->tx_in_flight)
 		sendto(xsk_socket__fd(a->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
 	a->stats[RP_AG_outstanding] = a->nslots_used;
 }

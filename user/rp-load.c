@@ -38,7 +38,7 @@
 #endif
 
 static const char usage_text[] =
-	"Usage: rp-load IFACE [IFACE...] --app nat --store A.B.C.D:PORT[,...] --switch-id N\n"
+	"Usage: rp-load IFACE [IFACE...] --app nat --store A.B.C.D:PORT[+...][,...] --switch-id N\n"
 	"               --nat-int A.B.C.D/LEN --nat-ext A.B.C.D [options]\n"
 	"       rp-load --status IFACE\n"
 	"\n"
@@ -47,7 +47,9 @@ static const char usage_text[] =
 	"Ctrl-C or SIGTERM detaches and removes the pins.\n"
 	"\n"
 	"  -a, --app NAME           the application: nat\n"
-	"  -s, --store LIST         store chains, A.B.C.D:PORT, comma-separated (at most 4)\n"
+	"  -s, --store LIST         store chains, comma-separated (at most 4), each its replicas\n"
+	"                           joined by '+' (at most 4; the first is the head until a\n"
+	"                           replica names another): A.B.C.D:PORT[+A.B.C.D:PORT...][,...]\n"
 	"  -i, --switch-id N        this switch's id, 1-65535, unique among switches\n"
 	"      --nat-int PREFIX     the inside prefix to translate (A.B.C.D/LEN)\n"
 	"      --nat-ext ADDR       the external address\n"
@@ -73,29 +75,6 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	if (level == LIBBPF_INFO && !verbose)
 		return 0;
 	return vfprintf(stderr, fmt, ap);
-}
-
-static int parse_stores(struct rp_load_cfg *cfg, const char *list)
-{
-	char buf[512], *save = NULL, *tok;
-
-	snprintf(buf, sizeof(buf), "%s", list);
-	cfg->nstores = 0;
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		struct rp_sockaddr a;
-
-		if (cfg->nstores == RP_MAX_STORES) {
-			pr_warn("rp-load: at most %d stores\n", RP_MAX_STORES);
-			return -EINVAL;
-		}
-		if (rp_addr_parse(tok, &a) || a.ss.ss_family != AF_INET ||
-		    !((struct sockaddr_in *)&a.ss)->sin_port) {
-			pr_warn("rp-load: invalid store address '%s': expected A.B.C.D:PORT\n", tok);
-			return -EINVAL;
-		}
-		memcpy(&cfg->stores[cfg->nstores++], &a.ss, sizeof(struct sockaddr_in));
-	}
-	return cfg->nstores ? 0 : -EINVAL;
 }
 
 static int parse_prefix(const char *s, struct in_addr *net, struct in_addr *mask)
@@ -158,7 +137,8 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 			cfg->app = RP_APP_NAT;
 			break;
 		case 's':
-			if (parse_stores(cfg, optarg))
+			if (rp_parse_store_chains("rp-load", "--store", optarg, cfg->chains,
+						  &cfg->nstores))
 				return -EINVAL;
 			break;
 		case 'i':
@@ -261,7 +241,7 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 	return 0;
 }
 
-/* The address and interface this host reaches the first store from. */
+/* The address and interface this host reaches the first store chain's head from. */
 static int find_source(struct rp_agent *a)
 {
 	struct sockaddr_in src;
@@ -271,7 +251,7 @@ static int find_source(struct rp_agent *a)
 
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&a->cfg.stores[0], sizeof(a->cfg.stores[0])) ||
+	if (connect(fd, (const struct sockaddr *)rp_hb_head(a, 0), sizeof(struct sockaddr_in)) ||
 	    getsockname(fd, (struct sockaddr *)&src, &len)) {
 		err = -errno;
 		pr_warn("rp-load: no route to the store: %s\n", strerror(-err));
@@ -379,6 +359,23 @@ static int set_progs(struct rp_agent *a)
 	return 0;
 }
 
+/* Every replica of every chain, with its chain: whom the data plane hears. */
+static void set_replicas(struct rp_agent *a)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < a->cfg.nstores; i++) {
+		const struct rp_store_chain *c = &a->cfg.chains[i];
+
+		for (unsigned int r = 0; r < c->nreplicas; r++, n++) {
+			a->skel->rodata->cfg_replicas[n].addr = c->replicas[r].sin_addr.s_addr;
+			a->skel->rodata->cfg_replicas[n].port = c->replicas[r].sin_port;
+			a->skel->rodata->cfg_replicas[n].store = (uint16_t)i;
+		}
+	}
+	a->skel->rodata->cfg_nreplicas = n;
+}
+
 static int load(struct rp_agent *a)
 {
 	const struct rp_load_cfg *c = &a->cfg;
@@ -396,10 +393,7 @@ static int load(struct rp_agent *a)
 	a->skel->rodata->cfg_src_addr = a->src_addr.s_addr;
 	a->skel->rodata->cfg_src_port = htons(a->src_port);
 	a->skel->rodata->cfg_nstores = c->nstores;
-	for (unsigned int i = 0; i < c->nstores; i++) {
-		a->skel->rodata->cfg_stores[i].addr = c->stores[i].sin_addr.s_addr;
-		a->skel->rodata->cfg_stores[i].port = c->stores[i].sin_port;
-	}
+	set_replicas(a);
 	a->skel->rodata->cfg_nat_int_net = c->nat_int_net.s_addr;
 	a->skel->rodata->cfg_nat_int_mask = c->nat_int_mask.s_addr;
 	a->skel->rodata->cfg_nat_ext_addr = c->nat_ext.s_addr;
@@ -684,7 +678,8 @@ cleanup:
 			(unsigned long long)a->stats[RP_AG_heartbeats_sent],
 			(unsigned long long)a->stats[RP_AG_writes_tracked],
 			(unsigned long long)a->stats[RP_AG_writes_acked],
-			(unsigned long long)a->stats[RP_AG_retransmits],
+			(unsigned long long)(a->stats[RP_AG_retransmits] +
+					     a->stats[RP_AG_retransmits_udp]),
 			(unsigned long long)a->stats[RP_AG_gave_up],
 			a->copy_delay_n ? (double)a->copy_delay_sum_ns / (double)a->copy_delay_n / 1e3
 					: 0.0);

@@ -37,6 +37,23 @@ static int open_pin(const char *ifname, const char *map)
 	return fd;
 }
 
+static void print_session(uint32_t i, const struct rp_dp_session *s, uint64_t now)
+{
+	struct sockaddr_in head = { .sin_family = AF_INET, .sin_addr.s_addr = s->head.addr,
+				    .sin_port = s->head.port };
+	char addr[RP_ADDRSTRLEN];
+
+	printf("  store %u: head %s, ", i,
+	       rp_addr_str((const struct sockaddr *)&head, addr, sizeof(addr)));
+	if (!s->epoch)
+		printf("no session yet\n");
+	else if (now < s->expiry_ns)
+		printf("epoch %u, live for %llu ms more\n", s->epoch,
+		       (unsigned long long)((s->expiry_ns - now) / 1000000));
+	else
+		printf("epoch %u, LAPSED\n", s->epoch);
+}
+
 int rp_status(const char *ifname)
 {
 	int stats = open_pin(ifname, "stats"), agent = open_pin(ifname, "agent_stats");
@@ -56,13 +73,9 @@ int rp_status(const char *ifname)
 
 	printf("redplane on %s\n\nsessions:\n", ifname);
 	for (uint32_t i = 0; i < RP_MAX_STORES; i++) {
-		if (bpf_map_lookup_elem(sessions, &i, &sess[i]) || !sess[i].epoch)
-			continue;
-		if (now < sess[i].expiry_ns)
-			printf("  store %u: epoch %u, live for %llu ms more\n", i, sess[i].epoch,
-			       (unsigned long long)((sess[i].expiry_ns - now) / 1000000));
-		else
-			printf("  store %u: epoch %u, LAPSED\n", i, sess[i].epoch);
+		if (bpf_map_lookup_elem(sessions, &i, &sess[i]) || !sess[i].head.addr)
+			continue;	/* no such chain */
+		print_session(i, &sess[i], now);
 	}
 
 	while (bpf_map_get_next_key(flows, prev, &next) == 0) {

@@ -450,7 +450,9 @@ void rp_topo_destroy(struct rp_topo *t)
 		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", hosts[h]);
 		run(cmd);
 	}
-	if (t->dir[0]) {
+	if (t->dir[0] && getenv("RP_TOPO_KEEP_LOGS")) {
+		pr_warn("topo: logs kept in %s\n", t->dir);
+	} else if (t->dir[0]) {
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
 		run(cmd);
 	}
@@ -707,11 +709,11 @@ int rp_topo_partition_replica(struct rp_topo *t, unsigned int r, bool cut)
 			off += (size_t)snprintf(others + off, sizeof(others) - off, ", 192.0.2.%u",
 						11 + i);
 	return rp_topo_sh(t->ns_rep[r],
-			  "nft add table ip rp_partition && "
-			  "nft add chain ip rp_partition in '{ type filter hook input priority 0; }' && "
-			  "nft add chain ip rp_partition out '{ type filter hook output priority 0; }' && "
-			  "nft add rule ip rp_partition in ip saddr '{ %s }' drop && "
-			  "nft add rule ip rp_partition out ip daddr '{ %s }' drop",
+			  "nft add table ip rp_partition; "
+			  "nft add chain ip rp_partition in \"{ type filter hook input priority 0; }\"; "
+			  "nft add chain ip rp_partition out \"{ type filter hook output priority 0; }\"; "
+			  "nft add rule ip rp_partition in ip saddr \"{ %s }\" drop; "
+			  "nft add rule ip rp_partition out ip daddr \"{ %s }\" drop",
 			  others, others) ? -EIO : 0;
 }
 
@@ -796,7 +798,8 @@ static int dump_replica(struct rp_topo *t, unsigned int r, struct dumped_flow **
 	return n;
 }
 
-int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsigned int *checked)
+int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsigned int chain,
+			unsigned int *checked)
 {
 	struct rp_flow_key key, next, *prev = NULL;
 	struct dumped_flow *d = NULL;
@@ -818,8 +821,8 @@ int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsig
 
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &v) || !v.since_ns)
-			continue;	/* never held: nothing was acknowledged */
+		if (bpf_map_lookup_elem(fd, &key, &v) || !v.since_ns || v.store != chain)
+			continue;	/* never held (nothing acknowledged), or another chain's */
 		rp_key_str(&key, k, sizeof(k));
 		for (j = 0; j < n && strcmp(d[j].key, k); j++)
 			;

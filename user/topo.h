@@ -104,9 +104,11 @@ bool rp_topo_replica_role(struct rp_topo *t, unsigned int r, char *role, size_t 
  * Asks replica r for its flows (SIGUSR2, --dump-file) and compares them
  * with switch i's: returns how many flows the switch has held whose newest
  * ACKed sequence number the replica lacks (or has an older one), or -errno;
+ * only the flows of the switch's store chain `chain` (its --store index) count;
  * *checked counts the flows compared.
  */
-int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsigned int *checked);
+int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsigned int chain,
+			unsigned int *checked);
 
 /* Client's default route and server's route to the NAT address via switch i. */
 int rp_topo_route_via(struct rp_topo *t, unsigned int i);

@@ -11,6 +11,7 @@
 #include "redplane/proto.h"
 
 #define RP_MAX_STORES		4	/* store chains a switch talks to */
+#define RP_MAX_REPLICAS		4	/* replicas of one chain */
 #define RP_PIN_ROOT		"/sys/fs/bpf/redplane"
 
 /* Slots of the program array: applications at their app id, then the core. */
@@ -47,18 +48,31 @@ struct rp_dp_flow {
 	__u8 flags;		/* RP_DPF_* */
 };
 
-/* The switch's session with one store chain, written by rp-load. */
-struct rp_dp_session {
-	__u64 expiry_ns;	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
-	__u32 epoch;		/* 0 = no session */
-	__u32 pad;
-};
-
-/* A store chain's address, in network order. */
+/* A store replica's address, in network order. */
 struct rp_dp_store {
 	__be32 addr;
 	__be16 port;
 	__u16 pad;
+};
+
+/*
+ * The switch's session with one store chain, written by rp-load.  The head
+ * moves when a replica says it is elsewhere: a request built while rp-load
+ * rewrites it may go astray, and is lost like any other (a write is sent
+ * again, a lease request asked again by the flow's next packet).
+ */
+struct rp_dp_session {
+	__u64 expiry_ns;	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u32 epoch;		/* 0 = no session */
+	__u32 pad;
+	struct rp_dp_store head;	/* where the chain's requests go */
+};
+
+/* A replica messages may come from, and the chain it belongs to. */
+struct rp_dp_replica {
+	__be32 addr;
+	__be16 port;
+	__u16 store;		/* index of its chain */
 };
 
 /*
@@ -126,6 +140,7 @@ struct rp_nat_state {
 	X(drop_ack_not_owner)	/* ACK for a flow not held */		\
 	X(reject)		/* REJECT from the store: packet dropped */ \
 	X(reject_lost_lease)	/* REJECT not_owner or stale: lease dropped */ \
+	X(reject_not_head)	/* REJECT not_head: lease kept, to rp-load */ \
 	X(revoke)		/* REVOKE: lease given up, acked */	\
 	X(revoke_unknown)	/* REVOKE for a flow not held: acked */	\
 	X(nat_new)		/* NAT mapping proposed for a new flow */ \
@@ -151,10 +166,18 @@ enum rp_dp_stat {
 	X(heartbeat_acks)						\
 	X(session_new)		/* new epochs: every lease was lost */	\
 	X(session_lapsed)	/* no ack in time: the data plane stopped */ \
+	X(hb_probes)		/* heartbeats sent to every replica of a \
+				   chain whose head did not answer */	\
+	X(not_head_rejects)	/* REJECT not_head from a replica */	\
+	X(head_changes)		/* a chain's head moved: by a hint, or to \
+				   the replica that ended its silence */ \
+	X(head_hints_unknown)	/* a hint naming no replica of the chain */ \
 	X(writes_tracked)	/* write copies taken into the ring */	\
 	X(writes_acked)		/* copies freed by an ACK */		\
 	X(writes_abandoned)	/* copies freed: lease lost or flow gone */ \
-	X(retransmits)		/* copies sent again */			\
+	X(retransmits)		/* copies sent again through AF_XDP */	\
+	X(retransmits_udp)	/* copies sent again from the UDP socket, \
+				   to a head that moved since */	\
 	X(gave_up)		/* copies dropped after the last try */	\
 	X(ring_full)		/* copies not taken: the ring was full */ \
 	X(outstanding)		/* copies in the ring now (a gauge) */	\
