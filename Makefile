@@ -53,7 +53,7 @@ SELFTESTS := $(OUTPUT)/selftests/rp-selftests
 LIBREDPLANE := $(OUTPUT)/libredplane.a
 
 .DEFAULT_GOAL := all
-.PHONY: all test bench demo vmtest help clean deps
+.PHONY: all test bench demo vmtest p4 help clean deps
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
 all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(SELFTESTS) \
@@ -89,6 +89,11 @@ bench: deps
 	$(Q)OUTPUT=$(OUTPUT) bench/chain-bench.sh
 	$(Q)$(XDP_BENCH)
 	$(Q)$(NAT_BENCH)
+
+## p4: build the Tofino (TNA) program with the SDE named by SDE=; without
+##     it, check what can be checked here and say why the build skipped
+p4:
+	$(Q)OUTPUT=$(OUTPUT) p4-tofino/build.sh
 
 ## help: this list (V=1 shows full commands; OUTPUT=dir moves the build)
 help:
