@@ -197,18 +197,20 @@ Test(p4, the_message_header_matches_rp_hdr)
 	expect_layout(&p, "rp_hdr_h", c, sizeof(c) / sizeof(c[0]), sizeof(struct rp_hdr));
 }
 
+static const struct c_field key_fields[] = {
+	F(struct rp_flow_key, family), F(struct rp_flow_key, proto),
+	F(struct rp_flow_key, sport), F(struct rp_flow_key, dport),
+	F(struct rp_flow_key, pad), F(struct rp_flow_key, saddr),
+	F(struct rp_flow_key, daddr),
+};
+#define NKEY	(sizeof(key_fields) / sizeof(key_fields[0]))
+
 Test(p4, the_flow_key_matches_rp_flow_key)
 {
-	static const struct c_field c[] = {
-		F(struct rp_flow_key, family), F(struct rp_flow_key, proto),
-		F(struct rp_flow_key, sport), F(struct rp_flow_key, dport),
-		F(struct rp_flow_key, pad), F(struct rp_flow_key, saddr),
-		F(struct rp_flow_key, daddr),
-	};
 	struct p4_file p;
 
 	parse_p4(&p);
-	expect_layout(&p, "rp_key_h", c, sizeof(c) / sizeof(c[0]), sizeof(struct rp_flow_key));
+	expect_layout(&p, "rp_key_h", key_fields, NKEY, sizeof(struct rp_flow_key));
 	/* and the message is header, key, state, in this order and size */
 	cr_assert_eq(offsetof(struct rp_msg, key), sizeof(struct rp_hdr));
 	cr_assert_eq(offsetof(struct rp_msg, state), sizeof(struct rp_hdr) + sizeof(struct rp_flow_key));
@@ -302,12 +304,6 @@ Test(p4, every_constant_has_the_c_value_and_width)
 /* The checker itself: a drifted copy of a header must fail it, whichever way. */
 Test(p4, the_checker_catches_a_drifted_header)
 {
-	static const struct c_field c[] = {
-		F(struct rp_flow_key, family), F(struct rp_flow_key, proto),
-		F(struct rp_flow_key, sport), F(struct rp_flow_key, dport),
-		F(struct rp_flow_key, pad), F(struct rp_flow_key, saddr),
-		F(struct rp_flow_key, daddr),
-	};
 	struct p4_header h;
 	struct p4_field t;
 	struct p4_file p;
@@ -315,19 +311,19 @@ Test(p4, the_checker_catches_a_drifted_header)
 
 	parse_p4(&p);
 	h = *header(&p, "rp_key_h");
-	cr_assert_null(layout_error(&h, c, 7, sizeof(struct rp_flow_key), buf, sizeof(buf)));
+	cr_assert_null(layout_error(&h, key_fields, NKEY, sizeof(struct rp_flow_key), buf, sizeof(buf)));
 	/* two fields of one width swapped: sizes still add up, the order does not */
 	t = h.f[2];
 	h.f[2] = h.f[3];
 	h.f[3] = t;
-	cr_assert_not_null(layout_error(&h, c, 7, sizeof(struct rp_flow_key), buf, sizeof(buf)));
+	cr_assert_not_null(layout_error(&h, key_fields, NKEY, sizeof(struct rp_flow_key), buf, sizeof(buf)));
 	/* a field narrowed and the next widened: the total stays, offsets move */
 	h = *header(&p, "rp_key_h");
 	h.f[2].bits -= 8;
 	h.f[3].bits += 8;
-	cr_assert_not_null(layout_error(&h, c, 7, sizeof(struct rp_flow_key), buf, sizeof(buf)));
+	cr_assert_not_null(layout_error(&h, key_fields, NKEY, sizeof(struct rp_flow_key), buf, sizeof(buf)));
 	/* a field dropped */
 	h = *header(&p, "rp_key_h");
 	h.n--;
-	cr_assert_not_null(layout_error(&h, c, 7, sizeof(struct rp_flow_key), buf, sizeof(buf)));
+	cr_assert_not_null(layout_error(&h, key_fields, NKEY, sizeof(struct rp_flow_key), buf, sizeof(buf)));
 }
