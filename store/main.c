@@ -94,8 +94,6 @@ static const struct option long_opts[] = {
 
 struct parse_state {
 	bool have_listen, have_wait, have_grace, have_peer;
-	char *file_args;	/* a --config file's text, argv points into it */
-	char **file_argv;
 };
 
 static int parse_opts(int argc, char **argv, struct rp_store_cfg *cfg, struct parse_state *ps);
@@ -112,7 +110,7 @@ static int parse_config_file(const char *path, struct rp_store_cfg *cfg, struct 
 	size_t len;
 	FILE *f;
 
-	if (ps->file_args) {
+	if (cfg->config_text) {
 		pr_warn("rp-store: --config may be given once\n");
 		return -EINVAL;
 	}
@@ -121,20 +119,20 @@ static int parse_config_file(const char *path, struct rp_store_cfg *cfg, struct 
 		pr_warn("rp-store: Couldn't read --config '%s': %s\n", path, strerror(errno));
 		return -EINVAL;
 	}
-	ps->file_args = calloc(1, CONFIG_MAX + 1);
-	ps->file_argv = argv = calloc(CONFIG_ARGS + 2, sizeof(char *));
-	if (!ps->file_args || !argv) {
+	cfg->config_text = calloc(1, CONFIG_MAX + 1);
+	cfg->config_argv = argv = calloc(CONFIG_ARGS + 2, sizeof(char *));
+	if (!cfg->config_text || !argv) {
 		fclose(f);
 		return -ENOMEM;
 	}
-	len = fread(ps->file_args, 1, CONFIG_MAX + 1, f);
+	len = fread(cfg->config_text, 1, CONFIG_MAX + 1, f);
 	fclose(f);
 	if (len > CONFIG_MAX) {
 		pr_warn("rp-store: --config '%s' is larger than %d bytes\n", path, CONFIG_MAX);
 		return -EINVAL;
 	}
 	argv[0] = "rp-store";
-	for (line = strtok_r(ps->file_args, "\n", &save); line;
+	for (line = strtok_r(cfg->config_text, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *name = line + strspn(line, " \t"), *value, *end;
 
@@ -161,6 +159,20 @@ static int parse_config_file(const char *path, struct rp_store_cfg *cfg, struct 
 			argv[argc++] = value;
 	}
 	return parse_opts(argc, argv, cfg, ps);
+}
+
+/* The option names a config file became ("--name"); the values are in its text. */
+static void free_config(struct rp_store_cfg *cfg)
+{
+	char **argv = cfg->config_argv;
+
+	for (int i = 1; argv && argv[i]; i++)
+		if (argv[i] < cfg->config_text || argv[i] > cfg->config_text + CONFIG_MAX)
+			free(argv[i]);
+	free(argv);
+	free(cfg->config_text);
+	cfg->config_argv = NULL;
+	cfg->config_text = NULL;
 }
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -EINVAL. */
@@ -612,12 +624,16 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 
 	err = parse_args(argc, argv, &cfg);
-	if (err)
+	if (err) {
+		free_config(&cfg);
 		return err > 0 ? 0 : 2;
+	}
 	if (cfg.verbose)
 		rp_log_set_level(RP_LOG_DEBUG);
-	if (check_memory(&cfg))
+	if (check_memory(&cfg)) {
+		free_config(&cfg);
 		return 1;
+	}
 
 	/* every thread inherits the mask; only serve() takes these signals */
 	sigemptyset(&sigs);
@@ -631,6 +647,7 @@ int main(int argc, char **argv)
 	err = rp_sessions_init(&sessions, cfg.lease_ms);
 	if (err) {
 		pr_warn("rp-store: Couldn't allocate the session table: %s\n", strerror(-err));
+		free_config(&cfg);
 		return 1;
 	}
 	for (i = 0; i < cfg.shards; i++) {
@@ -733,5 +750,6 @@ cleanup:
 	if (stop_fd >= 0)
 		close(stop_fd);
 	rp_sessions_free(&sessions);
+	free_config(&cfg);
 	return err ? 1 : 0;
 }

@@ -41,6 +41,8 @@ struct rp_store_cfg {
 	struct rp_sockaddr peer;
 	bool peer_from_listen;	/* peer = listen's port + 1, once that is known */
 	uint32_t failure_timeout_ms;
+	char *config_text;	/* a --config file's text: options point into it */
+	char **config_argv;
 };
 
 /*

@@ -207,10 +207,13 @@ static bool resend_xsk(struct rp_agent *a, struct rp_wslot *s)
 
 static bool addressed_to(const uint8_t *frame, const struct sockaddr_in *to)
 {
-	const struct iphdr *ip = (const void *)(frame + sizeof(struct ethhdr));
-	const struct udphdr *udp = (const void *)(ip + 1);
+	struct iphdr ip;
+	struct udphdr udp;
 
-	return ip->daddr == to->sin_addr.s_addr && udp->dest == to->sin_port;
+	/* copied out: after 14 bytes of Ethernet the headers are not aligned */
+	memcpy(&ip, frame + sizeof(struct ethhdr), sizeof(ip));
+	memcpy(&udp, frame + sizeof(struct ethhdr) + sizeof(ip), sizeof(udp));
+	return ip.daddr == to->sin_addr.s_addr && udp.dest == to->sin_port;
 }
 
 /* The request (message and packet), from the port requests leave from. */
