@@ -6,7 +6,9 @@
 #     (rounds interleaved, medians; ratio against the chain of 1);
 #   - the time from a replica's death (SIGKILL) to the chain accepting
 #     writes again, for the head, a middle replica and the tail: the
-#     longest time rp-bench saw no ACK, which includes the failure timeout.
+#     longest time rp-bench saw no ACK, which includes the failure timeout;
+#   - a replica joining a chain that holds 1,000,000 flows, under write load:
+#     the whole copy's duration and the writes' longest stall.
 # ZooKeeper runs from Debian's package with tickTime 100 ms.
 # Prints a table and writes every figure to $OUTPUT/bench/chain.csv.
 set -euo pipefail
@@ -17,6 +19,7 @@ DURATION=${DURATION:-3}
 WINDOW=${WINDOW:-64}
 KILLS=${KILLS:-3}		# failovers measured per role
 TIMEOUT_MS=${TIMEOUT_MS:-500}	# --failure-timeout-ms
+JOIN_FLOWS=${JOIN_FLOWS:-1000000}	# flows held when a replica joins
 BIN=$OUTPUT
 CSV=$OUTPUT/bench/chain.csv
 TMP=$(mktemp -d /tmp/rp-chain-bench.XXXXXX)
@@ -163,4 +166,36 @@ for role in head middle tail; do
 done
 echo "(stall: longest time without an ACK at the client, across the death; median of $KILLS;"
 echo " failure timeout $TIMEOUT_MS ms: ZooKeeper expires the dead replica's session, the chain reconfigures)"
+# A replica joins a chain of one that holds JOIN_FLOWS flows, under write
+# load: how long the whole copy takes, and the writes' longest stall.
+start_replica() { # NAME ID PORT: one more replica of chain NAME
+	"$BIN/rp-store" --listen "127.0.0.1:$3" --peer "127.0.0.1:$(($3 + 1))" \
+		--zk "127.0.0.1:$ZK_PORT" --chain "$1" --replica-id "$2" \
+		--failure-timeout-ms "$TIMEOUT_MS" --lease-ms 60000 --grace-ms 0 \
+		--max-flows "$((JOIN_FLOWS + 65536))" >"$TMP/$1-$2.log" 2>&1 &
+	REPLICA_PIDS+=("$!")
+	PIDS+=("$!")
+}
+REPLICA_PIDS=()
+start_replica join 1 "$PORT"
+for _ in $(seq 100); do grep -q 'head of chain' "$TMP/join-1.log" && break; sleep 0.05; done
+"$BIN/rp-bench" -t "127.0.0.1:$PORT" -m lease -n "$JOIN_FLOWS" -d 600 -i 9 >/dev/null
+"$BIN/rp-bench" -t "127.0.0.1:$PORT" -m write -w "$WINDOW" -d 5 -i 1 >"$TMP/out" &
+bpid=$!
+sleep 1.5
+start_replica join 2 "$((PORT + 10))"
+{ wait "$bpid"; } 2>/dev/null
+copy=$(sed -n 's/.*whole copy received, \([0-9]*\) flows in \([0-9.]*\) ms.*/\1 \2/p' "$TMP/join-2.log")
+line=$(cat "$TMP/out")
+unchain
+if [ -z "$copy" ]; then
+	echo "chain-bench: the joining replica never had a whole copy:" >&2
+	cat "$TMP/join-2.log" >&2
+	exit 1
+fi
+set -- $copy
+echo "join,1,2,$(field rps "$line"),$(field p50_us "$line"),$(field p99_us "$line"),$(field stall_ms "$line"),$(field lost "$line"),$(field rejected "$line")" >>"$CSV"
+echo
+echo "join: a replica joined a chain holding $1 flows under write load: whole copy in $2 ms;" \
+	"the writes' longest stall $(field stall_ms "$line") ms ($(field rps "$line") writes/s over the run)"
 echo "figures: $CSV"

@@ -438,6 +438,7 @@ static void on_reset(struct rp_shard *s, uint64_t idx, const uint8_t *body, uint
 	}
 	c->lineage = 0;		/* whole again at COPY_END */
 	c->in_lineage = be64toh(st.lineage);
+	c->copy_start_ns = rp_now_ns();
 	c->idx = idx;
 	c->pend_first = c->pend_count = 0;
 	pr_info("rp-store: shard %u: receiving a whole copy from replica %u (entry %llu)\n",
@@ -603,8 +604,9 @@ static void on_frame(struct rp_shard *s, struct rp_link *l, const uint8_t *frame
 	case RP_LINK_COPY_END:
 		if (l == &c->up) {
 			c->lineage = c->in_lineage;
-			pr_info("rp-store: shard %u: whole copy received, %u flows\n", s->id,
-				s->flows.count);
+			pr_info("rp-store: shard %u: whole copy received, %u flows in %.1f ms\n",
+				s->id, s->flows.count,
+				(double)(rp_now_ns() - c->copy_start_ns) / 1e6);
 			return;
 		}
 		break;

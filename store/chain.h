@@ -159,6 +159,7 @@ struct rp_shard_chain {
 
 	uint64_t lineage;		/* which history this copy is of; 0: incomplete */
 	uint64_t in_lineage;		/* the lineage of a copy being received */
+	uint64_t copy_start_ns;		/* when its RESET came */
 	uint64_t idx;			/* newest entry applied here */
 	uint64_t acked_up;		/* newest idx acknowledged to the predecessor */
 	uint64_t acked_down;		/* newest idx the successor acknowledged */
