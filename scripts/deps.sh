@@ -11,6 +11,8 @@ PKGS=(
 	iproute2 procps ethtool nftables
 	# rp-store chains: ZooKeeper holds the membership (docs/CHAIN.md)
 	zookeeper libzookeeper-mt-dev
+	# the checks of the Tofino program that need no SDE (p4-tofino/build.sh --check)
+	python3
 	# make vmtest: software-emulated VMs on Debian's kernel packages
 	qemu-system-x86 busybox-static kmod xz-utils
 )

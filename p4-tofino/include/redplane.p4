@@ -20,6 +20,8 @@ const bit<8>  RP_VERSION = 1;
 const bit<16> RP_DEFAULT_PORT = 4791;
 const bit<8>  RP_STATE_MAX = 64;
 const bit<16> RP_PKT_MAX = 1518;
+const bit<16> RP_MSG_LEN = 128;		/* header, key and state */
+const bit<16> RP_DGRAM_MAX = 1646;	/* RP_MSG_LEN + RP_PKT_MAX */
 
 /* enum rp_msg_type */
 const bit<8> RP_MSG_LEASE_REQ = 1;
