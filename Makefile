@@ -53,7 +53,7 @@ SELFTESTS := $(OUTPUT)/selftests/rp-selftests
 LIBREDPLANE := $(OUTPUT)/libredplane.a
 
 .DEFAULT_GOAL := all
-.PHONY: all test bench demo vmtest p4 help clean deps
+.PHONY: all test bench demo vmtest p4 verify help clean deps
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
 all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(SELFTESTS) \
@@ -94,6 +94,10 @@ bench: deps
 ##     it, check what can be checked here and say why the build skipped
 p4:
 	$(Q)OUTPUT=$(OUTPUT) p4-tofino/build.sh
+
+## verify: spin on the protocol model, bigger bounds (docs/MODEL.md)
+verify: deps
+	$(Q)model/check.sh --full
 
 ## help: this list (V=1 shows full commands; OUTPUT=dir moves the build)
 help:

@@ -13,6 +13,8 @@ PKGS=(
 	zookeeper libzookeeper-mt-dev
 	# the checks of the Tofino program that need no SDE (p4-tofino/build.sh --check)
 	python3
+	# make verify: the protocol model (docs/MODEL.md)
+	spin
 	# make vmtest: software-emulated VMs on Debian's kernel packages
 	qemu-system-x86 busybox-static kmod xz-utils
 )

@@ -289,10 +289,21 @@ static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
 			send_lease(s, from, f, RP_MSG_MIGRATE, v->pkt, v->pkt_len);
 			return;
 		}
+		if (v->gen != f->gen) {
+			/*
+			 * A request that names no holding given up was sent
+			 * before its switch heard of the revoke (two packets of
+			 * a flow, the second's request delayed): the switch may
+			 * hold the flow now, so the revoke stands.  Found by the
+			 * model (model/redplane.pml).
+			 */
+			send_reject(s, from, v, RP_REJ_BUSY, f->seq);
+			return;
+		}
 		/*
-		 * It asks again for a flow being revoked from it: it has given
-		 * the flow up and its ack was lost or crossed this request.  Its
-		 * asking is its ack; a regrant of the same holding would be
+		 * It asks again for a flow being revoked from it, naming the
+		 * holding it gave up: its ack was lost or crossed this request.
+		 * Its asking is its ack; a regrant of the same holding would be
 		 * refused by a switch that gave it up.
 		 */
 		STAT_INC(s->stats.revoke_ack_implied);
