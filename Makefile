@@ -32,7 +32,8 @@ STORE_LIB_SRCS := store/chain.c store/flow_table.c store/lease.c store/session.c
 		  store/stats.c
 STORE_SRCS := $(STORE_LIB_SRCS) store/coord.c store/main.c
 
-LOAD_SRCS := user/rp-load.c user/heartbeat.c user/retransmit.c user/status.c
+LOAD_SRCS := user/rp-load.c user/heartbeat.c user/retransmit.c user/status.c \
+	     user/apps.c user/app_nat.c user/app_fw.c user/app_lb.c
 TEST_SRCS := $(wildcard selftests/*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(OUTPUT)/%.o)
@@ -81,7 +82,7 @@ vmtest: deps
 	$(Q)OUTPUT=$(OUTPUT) vmtests/run.sh
 
 ## bench: rp-store against an echo ceiling; chains of 1-3 replicas and their
-##        failover; the NAT's cost per packet with and without replication;
+##        failover; each app's cost per packet with and without replication;
 ##        TCP through a switch in namespaces (root)
 bench: deps
 	$(Q)$(MAKE) -s --no-print-directory all

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * xdp-bench: the NAT's cost per packet on the read fast path, redplane
- * against the same NAT with replication compiled out, both run through
- * bpf_prog_test_run_opts in the same process, rounds interleaved.
+ * xdp-bench: each application's cost per packet on its read fast path,
+ * redplane against the same application with replication compiled out,
+ * all run through bpf_prog_test_run_opts in the same process, rounds
+ * interleaved.
  *
- * One outbound TCP packet of one established flow, repeated: the flow's map
- * entry stays in cache, so this is the cached case (a random flow among
- * many costs more memory misses in both variants alike).
+ * One established flow per application, one packet of it repeated: the
+ * flow's map entry stays in cache, so this is the cached case (a random
+ * flow among many costs more memory misses in both variants alike).  The
+ * NAT and the firewall see an outbound TCP packet of a connection, the load
+ * balancer a client's TCP packet to its virtual address.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -30,6 +33,11 @@
 #define REPEAT	2000000
 #define ROUNDS	7
 
+#define CLIENT	0x0a010002u	/* 10.1.0.2 */
+#define SERVER	0xc6336402u	/* 198.51.100.2: the server, and the backend */
+#define EXT	0xcb007101u	/* 203.0.113.1: the NAT's address */
+#define VIP	0xcb007150u	/* 203.0.113.80: the load balancer's */
+
 static int sh(const char *cmd)
 {
 	return system(cmd) == 0 ? 0 : -1;
@@ -50,7 +58,8 @@ static int netns_setup(void)
 	return 0;
 }
 
-static size_t build_packet(uint8_t *buf)
+/* A 64-byte TCP packet of an established connection, 10.1.0.2:40000 to daddr:80. */
+static size_t build_packet(uint8_t *buf, uint32_t daddr)
 {
 	struct ethhdr *eth = (void *)buf;
 	struct iphdr *ip = (void *)(eth + 1);
@@ -63,8 +72,8 @@ static size_t build_packet(uint8_t *buf)
 	ip->ttl = 64;
 	ip->protocol = IPPROTO_TCP;
 	ip->tot_len = htons(sizeof(*ip) + sizeof(*th) + 10);
-	ip->saddr = htonl(0x0a010002);
-	ip->daddr = htonl(0xc6336402);
+	ip->saddr = htonl(CLIENT);
+	ip->daddr = htonl(daddr);
 	th->source = htons(40000);
 	th->dest = htons(80);
 	th->doff = 5;
@@ -72,33 +81,81 @@ static size_t build_packet(uint8_t *buf)
 	return sizeof(*eth) + sizeof(*ip) + sizeof(*th) + 10;	/* 64 bytes */
 }
 
-struct variant {
+/* An application measured: its packet, and the state of its established flow. */
+struct app_case {
 	const char *name;
+	uint8_t id;
+	const char *prog;
+	uint32_t daddr;		/* where the packet goes */
+	uint8_t state[RP_STATE_MAX];
+	uint8_t state_len;
+	uint8_t flags;		/* rp_dp_flow.flags */
+	uint8_t pkt[128];
+	size_t len;
+};
+
+static struct app_case apps[3];
+
+static void set_cases(void)
+{
+	struct rp_nat_state nat = { .addr = htonl(EXT), .port = htons(20000), .dir = RP_NAT_FWD };
+	struct rp_fw_state fw = { .phase = RP_FW_ESTABLISHED, .origin = RP_FW_OUT };
+	struct rp_lb_state lb = { .addr = htonl(SERVER), .port = htons(8080), .dir = RP_LB_FWD };
+
+	apps[0] = (struct app_case){ .name = "nat", .id = RP_APP_NAT, .prog = "rp_app_nat",
+				     .daddr = SERVER, .state_len = sizeof(nat) };
+	memcpy(apps[0].state, &nat, sizeof(nat));
+	apps[1] = (struct app_case){ .name = "fw", .id = RP_APP_FW, .prog = "rp_app_fw",
+				     .daddr = SERVER, .state_len = sizeof(fw) };
+	memcpy(apps[1].state, &fw, sizeof(fw));
+	/* both keys known: its replies' key is noted */
+	apps[2] = (struct app_case){ .name = "lb", .id = RP_APP_LB, .prog = "rp_app_lb",
+				     .daddr = VIP, .state_len = sizeof(lb),
+				     .flags = RP_DPF_REV_KNOWN };
+	memcpy(apps[2].state, &lb, sizeof(lb));
+	for (int i = 0; i < 3; i++)
+		apps[i].len = build_packet(apps[i].pkt, apps[i].daddr);
+}
+
+struct variant {
+	const struct app_case *app;
+	bool replicated;
 	struct bpf_object *obj;
 	int prog;
 	double ns[ROUNDS];
 };
 
-/* Both run the same frame-restoring prologue (cfg_bench_reset). */
-#define SET_CONFIG(skel, pkt)						\
+/*
+ * Every application's settings (only the one measured runs), and the same
+ * frame-restoring prologue (cfg_bench_reset) in both builds.
+ */
+#define SET_CONFIG(skel, a)						\
 	do {								\
 		(skel)->rodata->cfg_bench_reset = 1;			\
-		memcpy((void *)(skel)->rodata->cfg_bench_frame, pkt, 64); \
+		memcpy((void *)(skel)->rodata->cfg_bench_frame, (a)->pkt, 64); \
 		(skel)->rodata->cfg_switch_id = 1;			\
-		(skel)->rodata->cfg_app = RP_APP_NAT;			\
+		(skel)->rodata->cfg_app = (a)->id;			\
 		(skel)->rodata->cfg_nat_int_net = htonl(0x0a010000);	\
 		(skel)->rodata->cfg_nat_int_mask = htonl(0xffffff00);	\
-		(skel)->rodata->cfg_nat_ext_addr = htonl(0xcb007101);	\
+		(skel)->rodata->cfg_nat_ext_addr = htonl(EXT);		\
+		(skel)->rodata->cfg_fw_int_net = htonl(0x0a010000);	\
+		(skel)->rodata->cfg_fw_int_mask = htonl(0xffffff00);	\
+		(skel)->rodata->cfg_lb_vip = htonl(VIP);		\
+		(skel)->rodata->cfg_lb_vport = htons(80);		\
+		(skel)->rodata->cfg_lb_nbackends = 1;			\
+		(skel)->rodata->cfg_lb_nknown = 1;			\
+		(skel)->rodata->cfg_lb_backends[0].addr = htonl(SERVER); \
+		(skel)->rodata->cfg_lb_backends[0].port = htons(8080);	\
 	} while (0)
 
-static int set_progs(struct bpf_object *obj)
+static int set_progs(struct bpf_object *obj, const struct app_case *a)
 {
-	static const struct {
+	const struct {
 		int slot;
 		const char *name;
 	} table[] = {
 		{ RP_PROG_ROOT, "rp_root" },
-		{ RP_APP_NAT, "rp_app_nat" },
+		{ a->id, a->prog },
 		{ RP_PROG_EMIT, "rp_emit" },
 		{ RP_PROG_STORE_RX, "rp_store_rx" },
 	};
@@ -118,18 +175,14 @@ static int set_progs(struct bpf_object *obj)
 }
 
 /* The established flow: a held lease (redplane) or a local entry (baseline). */
-static int install_flow(struct bpf_object *obj, bool replicated)
+static int install_flow(struct bpf_object *obj, const struct app_case *a, bool replicated)
 {
-	struct rp_nat_state st = { .addr = htonl(0xcb007101), .port = htons(20000),
-				   .dir = RP_NAT_FWD };
-	struct rp_dp_flow f = { .state_len = sizeof(st), .epoch = replicated ? 3 : 0 };
-	struct rp_flow_key key = { .family = RP_AF_INET, .proto = IPPROTO_TCP,
-				   .sport = htons(40000), .dport = htons(80) };
+	struct rp_dp_flow f = { .state_len = a->state_len, .flags = a->flags, .epoch = 3 };
+	struct rp_flow_key key;
 	int flows = bpf_map__fd(bpf_object__find_map_by_name(obj, "flows"));
 
-	key.saddr.v4 = htonl(0x0a010002);
-	key.daddr.v4 = htonl(0xc6336402);
-	memcpy(f.state, &st, sizeof(st));
+	rp_key_v4(&key, IPPROTO_TCP, htonl(CLIENT), htons(40000), htonl(a->daddr), htons(80));
+	memcpy(f.state, a->state, sizeof(f.state));
 	if (bpf_map_update_elem(flows, &key, &f, 0))
 		return -errno;
 	if (replicated) {
@@ -146,13 +199,14 @@ static int install_flow(struct bpf_object *obj, bool replicated)
 	return 0;
 }
 
-static int run_once(struct variant *v, const uint8_t *pkt, size_t len, int ifindex, double *ns)
+static int run_once(struct variant *v, int ifindex, double *ns)
 {
 	uint8_t out[256];
-	struct xdp_md ctx = { .data_end = (uint32_t)len, .ingress_ifindex = (uint32_t)ifindex };
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = (uint32_t)len,
-		    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
-		    .ctx_size_in = sizeof(ctx), .repeat = REPEAT);
+	struct xdp_md ctx = { .data_end = (uint32_t)v->app->len, .ingress_ifindex = (uint32_t)ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = v->app->pkt,
+		    .data_size_in = (uint32_t)v->app->len, .data_out = out,
+		    .data_size_out = sizeof(out), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+		    .repeat = REPEAT);
 
 	if (bpf_prog_test_run_opts(v->prog, &opts))
 		return -errno;
@@ -161,8 +215,8 @@ static int run_once(struct variant *v, const uint8_t *pkt, size_t len, int ifind
 		int ncpu = libbpf_num_possible_cpus();
 		uint64_t vals[ncpu];
 
-		fprintf(stderr, "xdp-bench: %s returned %u, not a redirect: the fast path was not taken\n",
-			v->name, opts.retval);
+		fprintf(stderr, "xdp-bench: %s%s returned %u, not a redirect: the fast path was not taken\n",
+			v->app->name, v->replicated ? "" : " (no replication)", opts.retval);
 		for (uint32_t k = 0; k < __RP_DP_STAT_MAX; k++) {
 			uint64_t sum = 0;
 
@@ -185,14 +239,45 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Opens, configures and loads one build for one application. */
+static int load_variant(struct variant *v, void **skel)
+{
+	int err;
+
+	if (v->replicated) {
+		struct redplane *s = redplane__open();
+
+		if (!s)
+			return -errno;
+		SET_CONFIG(s, v->app);
+		err = redplane__load(s);
+		v->obj = s->obj;
+		v->prog = bpf_program__fd(s->progs.rp_root);
+		*skel = s;
+	} else {
+		struct redplane_norepl *s = redplane_norepl__open();
+
+		if (!s)
+			return -errno;
+		SET_CONFIG(s, v->app);
+		err = redplane_norepl__load(s);
+		v->obj = s->obj;
+		v->prog = bpf_program__fd(s->progs.rp_root);
+		*skel = s;
+	}
+	if (!err)
+		err = set_progs(v->obj, v->app);
+	if (!err)
+		err = install_flow(v->obj, v->app, v->replicated);
+	return err;
+}
+
 int main(void)
 {
-	struct redplane *repl;
-	struct redplane_norepl *base;
-	struct variant v[2] = { { .name = "redplane" }, { .name = "no replication" } };
-	uint8_t pkt[128];
-	size_t len = build_packet(pkt);
-	int ifindex, err;
+	struct variant v[6];
+	void *skel[6] = { 0 };
+	int ifindex, err, nv = 6;
+	double med[6];
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "xdp-bench: needs root (BPF programs, a network namespace)\n");
@@ -204,40 +289,41 @@ int main(void)
 		return 1;
 	}
 	ifindex = (int)if_nametoindex("xb0");
-	repl = redplane__open();
-	base = redplane_norepl__open();
-	if (!repl || !base)
-		return 1;
-	SET_CONFIG(repl, pkt);
-	SET_CONFIG(base, pkt);
-	if (redplane__load(repl) || redplane_norepl__load(base)) {
-		fprintf(stderr, "xdp-bench: Couldn't load the programs\n");
-		return 1;
-	}
-	v[0].obj = repl->obj;
-	v[0].prog = bpf_program__fd(repl->progs.rp_root);
-	v[1].obj = base->obj;
-	v[1].prog = bpf_program__fd(base->progs.rp_root);
-	for (int i = 0; i < 2; i++) {
-		if (set_progs(v[i].obj) || install_flow(v[i].obj, i == 0)) {
-			fprintf(stderr, "xdp-bench: Couldn't set %s up\n", v[i].name);
+	set_cases();
+	for (int i = 0; i < nv; i++) {
+		v[i] = (struct variant){ .app = &apps[i / 2], .replicated = !(i % 2) };
+		err = load_variant(&v[i], &skel[i]);
+		if (err) {
+			fprintf(stderr, "xdp-bench: Couldn't set %s%s up: %s\n", v[i].app->name,
+				v[i].replicated ? "" : " (no replication)", strerror(-err));
 			return 1;
 		}
 	}
 
 	for (int r = 0; r < ROUNDS; r++)
-		for (int i = 0; i < 2; i++)
-			if (run_once(&v[i], pkt, len, ifindex, &v[i].ns[r]))
+		for (int i = 0; i < nv; i++)
+			if (run_once(&v[i], ifindex, &v[i].ns[r]))
 				return 1;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < nv; i++) {
 		qsort(v[i].ns, ROUNDS, sizeof(double), cmp_double);
-	printf("NAT read fast path, one cached flow, %d repeats x %d rounds, medians:\n", REPEAT,
-	       ROUNDS);
-	printf("  %-16s %6.1f ns/packet\n", v[0].name, v[0].ns[ROUNDS / 2]);
-	printf("  %-16s %6.1f ns/packet\n", v[1].name, v[1].ns[ROUNDS / 2]);
-	printf("  ratio            %6.2f (goal: <= 1.15)\n", v[0].ns[ROUNDS / 2] / v[1].ns[ROUNDS / 2]);
-	printf("xdp_fast_path_ns,%.1f\nxdp_norepl_ns,%.1f\n", v[0].ns[ROUNDS / 2], v[1].ns[ROUNDS / 2]);
-	redplane__destroy(repl);
-	redplane_norepl__destroy(base);
+		med[i] = v[i].ns[ROUNDS / 2];
+	}
+	printf("Read fast path, one cached flow per app, %d repeats x %d rounds, medians:\n",
+	       REPEAT, ROUNDS);
+	for (int a = 0; a < nv / 2; a++)
+		printf("  %-4s redplane %6.1f ns/packet, no replication %6.1f ns/packet, ratio %.2f\n",
+		       apps[a].name, med[2 * a], med[2 * a + 1], med[2 * a] / med[2 * a + 1]);
+	printf("  (goal: a ratio of at most 1.15)\n");
+	/* the NAT's under the names earlier runs used, then every app's */
+	printf("xdp_fast_path_ns,%.1f\nxdp_norepl_ns,%.1f\n", med[0], med[1]);
+	for (int a = 0; a < nv / 2; a++)
+		printf("xdp_%s_ns,%.1f\nxdp_%s_norepl_ns,%.1f\n", apps[a].name, med[2 * a],
+		       apps[a].name, med[2 * a + 1]);
+	for (int i = 0; i < nv; i++) {
+		if (v[i].replicated)
+			redplane__destroy(skel[i]);
+		else
+			redplane_norepl__destroy(skel[i]);
+	}
 	return 0;
 }

@@ -19,6 +19,8 @@
 #ifndef __RP_APP_NAT_H
 #define __RP_APP_NAT_H
 
+#include "rp_app.h"
+
 const volatile __be32 cfg_nat_int_net;
 const volatile __be32 cfg_nat_int_mask;
 const volatile __be32 cfg_nat_ext_addr;
@@ -44,97 +46,11 @@ static __always_inline __be16 nat_alloc_port(void)
 	return bpf_htons((__u16)(cfg_nat_port_base + n % cfg_nat_port_span));
 }
 
-/* Rewrites one address and port, with the IPv4, TCP and UDP checksums. */
-static __always_inline void nat_rewrite(struct iphdr *ip, void *l4, void *data_end, bool src,
-					__be32 addr, __be16 port)
+static __always_inline __u8 nat_closing_bits(const struct rp_pkt *p)
 {
-	__be32 *a = src ? &ip->saddr : &ip->daddr;
-	__be32 old_addr = *a;
-	__be16 *p, old_port;
-	__u16 *check;
+	__u8 tf = rp_tcp_flags(p);
 
-	if (ip->protocol == IPPROTO_TCP) {
-		struct tcphdr *th = l4;
-
-		if ((void *)(th + 1) > data_end)	/* checked before; for the verifier */
-			return;
-		p = src ? &th->source : &th->dest;
-		check = &th->check;
-	} else {
-		struct udphdr *uh = l4;
-
-		p = src ? &uh->source : &uh->dest;
-		check = &uh->check;
-	}
-	old_port = *p;
-	*a = addr;
-	*p = port;
-	ip->check = rp_csum_update32(ip->check, old_addr, addr);
-	/* UDP checksum 0 means "none" and stays so */
-	if (ip->protocol == IPPROTO_TCP || *check) {
-		__u16 c = rp_csum_update32(*check, old_addr, addr);
-
-		c = rp_csum_update16(c, old_port, port);
-		/* a computed 0 goes on the wire as all ones (RFC 768) */
-		if (ip->protocol == IPPROTO_UDP && c == 0)
-			c = 0xffff;
-		*check = c;
-	}
-}
-
-static __always_inline __u8 nat_closing_bits(struct iphdr *ip, void *l4, void *data_end)
-{
-	struct tcphdr *th = l4;
-
-	if (ip->protocol != IPPROTO_TCP || (void *)(th + 1) > data_end)
-		return 0;
-	return (th->fin ? RP_NAT_FIN : 0) | (th->rst ? RP_NAT_RST : 0);
-}
-
-#ifndef RP_NO_REPLICATION
-
-/* Hands the packet to the emitter with a request about `key`. */
-static __always_inline int nat_request(struct xdp_md *ctx, struct rp_scratch *sc, __u8 type,
-				       const struct rp_flow_key *key,
-				       const struct rp_nat_state *state, __u32 seq, __u16 store,
-				       __u32 epoch, __u16 gen)
-{
-	sc->type = type;
-	sc->gen = gen;
-	sc->key = *key;
-	sc->store = store;
-	sc->seq = seq;
-	sc->epoch = epoch;
-	__builtin_memset(sc->state, 0, RP_STATE_MAX);
-	if (state) {
-		__builtin_memcpy(sc->state, state, sizeof(*state));
-		sc->state_len = sizeof(*state);
-		sc->flags = RP_F_STATE;
-	} else {
-		sc->state_len = 0;
-		sc->flags = 0;
-	}
-	bpf_tail_call(ctx, &progs, RP_PROG_EMIT);
-	rp_stat(RP_DP_drop_tail_call);
-	return XDP_DROP;
-}
-
-/*
- * No lease on `key`: the packet rides to the store in a lease request,
- * proposing `proposal` (NULL: a lookup that must not create the flow).
- */
-static __always_inline int nat_lease(struct xdp_md *ctx, struct rp_scratch *sc,
-				     const struct rp_flow_key *key,
-				     const struct rp_nat_state *proposal)
-{
-	__u16 store = rp_store_of(key);
-	struct rp_dp_session *sess = rp_session(store);
-
-	if (!rp_session_live(sess)) {
-		rp_stat(RP_DP_drop_no_session);
-		return XDP_DROP;
-	}
-	return nat_request(ctx, sc, RP_MSG_LEASE_REQ, key, proposal, 0, store, sess->epoch, 0);
+	return (tf & RP_TCP_FIN ? RP_NAT_FIN : 0) | (tf & RP_TCP_RST ? RP_NAT_RST : 0);
 }
 
 /*
@@ -147,45 +63,34 @@ static __always_inline bool nat_must_write(const struct rp_dp_flow *f, __u8 bits
 {
 	const struct rp_nat_state *st = (const struct rp_nat_state *)f->state;
 
-	return (bits & ~st->closing) || (bits && f->acked != f->seq);
-}
-
-/* A FIN or RST: mark the key closing; the packet leaves with the write. */
-static __always_inline int nat_write(struct xdp_md *ctx, struct rp_scratch *sc,
-				     const struct rp_flow_key *key, struct rp_dp_flow *f,
-				     __u8 bits)
-{
-	struct rp_nat_state *st = (struct rp_nat_state *)f->state;
-
-	st->closing |= bits;
-	f->seq++;
-	return nat_request(ctx, sc, RP_MSG_WRITE, key, st, f->seq, f->store, f->epoch, f->gen);
+	return (bits & ~st->closing) || (bits && rp_write_pending(f));
 }
 
 /*
  * The flow's mapping onto the packet (the source on the way out, the
  * destination on the way in); a FIN or RST then writes, the rest reads.
  */
-static __always_inline int nat_apply(struct xdp_md *ctx, struct rp_scratch *sc,
-				     struct ethhdr *eth, struct iphdr *ip, void *l4,
+static __always_inline int nat_apply(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p,
 				     const struct rp_flow_key *key, struct rp_dp_flow *f, bool src)
 {
 	struct rp_nat_state *st = (struct rp_nat_state *)f->state;
-	void *data_end = (void *)(long)ctx->data_end;
 	__u8 bits;
 
-	nat_rewrite(ip, l4, data_end, src, st->addr, st->port);
-	bits = nat_closing_bits(ip, l4, data_end);
-	if (nat_must_write(f, bits))
-		return nat_write(ctx, sc, key, f, bits);
-	rp_stat(RP_DP_fast_path);
-	return rp_forward(ctx, eth, ip, sc->vlan);
+	rp_rewrite(p, src, st->addr, st->port);
+	bits = nat_closing_bits(p);
+	if (nat_must_write(f, bits)) {
+		/* mark the key closing; the packet leaves with the write */
+		st->closing |= bits;
+		return rp_write(ctx, sc, p, key, f, sizeof(*st));
+	}
+	return rp_pass(ctx, sc, p);
 }
 
 static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *sc,
-					struct ethhdr *eth, struct iphdr *ip, void *l4,
-					__be16 sport, __be16 dport)
+					struct rp_pkt *p)
 {
+	struct iphdr *ip = p->ip;
+	__be16 sport = p->l4->source, dport = p->l4->dest;
 	struct rp_flow_key fwd, rev;
 	struct rp_dp_flow *f, *r;
 	struct rp_nat_state *st, *rst;
@@ -203,15 +108,10 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 			prop.port = nat_alloc_port();
 			prop.dir = RP_NAT_FWD;
 			/* remember the proposal: its reverse key must follow a GRANT */
-			__builtin_memset(&sc->flow, 0, sizeof(sc->flow));
-			__builtin_memcpy(sc->flow.state, &prop, sizeof(prop));
-			sc->flow.state_len = sizeof(prop);
-			sc->flow.flags = RP_DPF_REV_PENDING;
-			sc->flow.store = rp_store_of(&fwd);
-			bpf_map_update_elem(&flows, &fwd, &sc->flow, BPF_NOEXIST);
+			rp_flow_note(sc, &fwd, &prop, sizeof(prop), RP_DPF_REV_PENDING);
 			rp_stat(RP_DP_nat_new);
 		}
-		return nat_lease(ctx, sc, &fwd, &prop);
+		return rp_lease(ctx, sc, &fwd, &prop, sizeof(prop));
 	}
 	st = (struct rp_nat_state *)f->state;
 	if (st->dir != RP_NAT_FWD) {
@@ -228,7 +128,7 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 			};
 
 			rp_stat(RP_DP_nat_rev_req);
-			return nat_lease(ctx, sc, &rev, &prop);
+			return rp_lease(ctx, sc, &rev, &prop, sizeof(prop));
 		}
 		rst = (struct rp_nat_state *)r->state;
 		if (rst->dir != RP_NAT_REV || rst->addr != ip->saddr || rst->port != sport) {
@@ -239,124 +139,48 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 		f->flags &= ~RP_DPF_REV_PENDING;
 	}
 
-	return nat_apply(ctx, sc, eth, ip, l4, &fwd, f, true);
+	return nat_apply(ctx, sc, p, &fwd, f, true);
 }
 
 static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc,
-				       struct ethhdr *eth, struct iphdr *ip, void *l4,
-				       __be16 sport, __be16 dport)
+				       struct rp_pkt *p)
 {
+	struct iphdr *ip = p->ip;
 	struct rp_flow_key rev;
 	struct rp_dp_flow *r;
 	struct rp_nat_state *st;
 
-	rp_key_v4(&rev, ip->protocol, ip->saddr, sport, ip->daddr, dport);
+	rp_key_v4(&rev, ip->protocol, ip->saddr, p->l4->source, ip->daddr, p->l4->dest);
 	r = bpf_map_lookup_elem(&flows, &rev);
 	if (!rp_lease_held(r)) {
 		struct rp_nat_state prop;
 
 		/* never invent a mapping; one this switch had, it may propose again */
 		if (!r || r->state_len != sizeof(prop))
-			return nat_lease(ctx, sc, &rev, NULL);
+			return rp_lease(ctx, sc, &rev, NULL, 0);
 		__builtin_memcpy(&prop, r->state, sizeof(prop));
-		return nat_lease(ctx, sc, &rev, &prop);
+		return rp_lease(ctx, sc, &rev, &prop, sizeof(prop));
 	}
 	st = (struct rp_nat_state *)r->state;
 	if (r->state_len != sizeof(*st) || st->dir != RP_NAT_REV) {
 		rp_stat(RP_DP_nat_no_mapping);
 		return XDP_DROP;
 	}
-	return nat_apply(ctx, sc, eth, ip, l4, &rev, r, false);
+	return nat_apply(ctx, sc, p, &rev, r, false);
 }
-
-#else /* RP_NO_REPLICATION: the same NAT, state kept only here */
-
-static __always_inline int nat_apply(struct xdp_md *ctx, struct rp_scratch *sc,
-				     struct ethhdr *eth, struct iphdr *ip, void *l4,
-				     struct rp_dp_flow *f, bool src)
-{
-	struct rp_nat_state *st = (struct rp_nat_state *)f->state;
-	void *data_end = (void *)(long)ctx->data_end;
-
-	nat_rewrite(ip, l4, data_end, src, st->addr, st->port);
-	st->closing |= nat_closing_bits(ip, l4, data_end);
-	rp_stat(RP_DP_fast_path);
-	return rp_forward(ctx, eth, ip, sc->vlan);
-}
-
-static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *sc,
-					struct ethhdr *eth, struct iphdr *ip, void *l4,
-					__be16 sport, __be16 dport)
-{
-	struct rp_flow_key fwd, rev;
-	struct rp_dp_flow *f;
-
-	rp_key_v4(&fwd, ip->protocol, ip->saddr, sport, ip->daddr, dport);
-	f = bpf_map_lookup_elem(&flows, &fwd);
-	if (!f) {
-		struct rp_nat_state prop = {
-			.addr = cfg_nat_ext_addr, .port = nat_alloc_port(), .dir = RP_NAT_FWD,
-		};
-
-		__builtin_memset(&sc->flow, 0, sizeof(sc->flow));
-		__builtin_memcpy(sc->flow.state, &prop, sizeof(prop));
-		sc->flow.state_len = sizeof(prop);
-		bpf_map_update_elem(&flows, &fwd, &sc->flow, BPF_NOEXIST);
-		rp_key_v4(&rev, ip->protocol, ip->daddr, dport, prop.addr, prop.port);
-		prop = (struct rp_nat_state){ .addr = ip->saddr, .port = sport, .dir = RP_NAT_REV };
-		__builtin_memcpy(sc->flow.state, &prop, sizeof(prop));
-		bpf_map_update_elem(&flows, &rev, &sc->flow, BPF_NOEXIST);
-		rp_stat(RP_DP_nat_new);
-		f = bpf_map_lookup_elem(&flows, &fwd);
-		if (!f)
-			return XDP_DROP;
-	}
-	return nat_apply(ctx, sc, eth, ip, l4, f, true);
-}
-
-static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc,
-				       struct ethhdr *eth, struct iphdr *ip, void *l4,
-				       __be16 sport, __be16 dport)
-{
-	struct rp_flow_key rev;
-	struct rp_dp_flow *r;
-
-	rp_key_v4(&rev, ip->protocol, ip->saddr, sport, ip->daddr, dport);
-	r = bpf_map_lookup_elem(&flows, &rev);
-	if (!r) {
-		rp_stat(RP_DP_nat_no_mapping);
-		return XDP_DROP;
-	}
-	return nat_apply(ctx, sc, eth, ip, l4, r, false);
-}
-
-#endif /* RP_NO_REPLICATION */
 
 SEC("xdp")
 int rp_app_nat(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct rp_scratch *sc = rp_scratch();
-	struct ethhdr *eth = data;
-	struct iphdr *ip;
-	struct udphdr *l4;	/* TCP and UDP ports sit at the same offsets */
+	struct rp_pkt p;
+	struct rp_scratch *sc = rp_app_begin(ctx, &p);
 
 	if (!sc)
 		return XDP_DROP;
-	/* offsets from the root program; bounded for the verifier */
-	ip = data + (sc->l3_off & 0x1f);
-	l4 = data + (sc->l4_off & 0x7f);
-	if ((void *)(eth + 1) > data_end || (void *)(ip + 1) > data_end ||
-	    (void *)(l4 + 1) > data_end)
-		return XDP_DROP;
-	if (ip->protocol == IPPROTO_TCP && (void *)l4 + sizeof(struct tcphdr) > data_end)
-		return XDP_DROP;
-
-	if ((ip->saddr & cfg_nat_int_mask) == cfg_nat_int_net)
-		return nat_outbound(ctx, sc, eth, ip, l4, l4->source, l4->dest);
-	if (ip->daddr == cfg_nat_ext_addr)
-		return nat_inbound(ctx, sc, eth, ip, l4, l4->source, l4->dest);
+	if ((p.ip->saddr & cfg_nat_int_mask) == cfg_nat_int_net)
+		return nat_outbound(ctx, sc, &p);
+	if (p.ip->daddr == cfg_nat_ext_addr)
+		return nat_inbound(ctx, sc, &p);
 	rp_stat(RP_DP_pass_not_app);
 	return XDP_PASS;
 }

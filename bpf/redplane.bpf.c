@@ -3,7 +3,9 @@
  * The redplane data plane: a root program that parses and dispatches to the
  * application by tail call, the emitter that wraps a packet in a request to
  * the store, and the handler of the store's messages (grants, ACKs, rejects,
- * revokes).  The applications live in app_*.h.
+ * revokes).  The applications live in app_*.h, each one program at its app
+ * id's slot of `progs`, written against rp_app.h; rp-load loads the one it
+ * runs (docs/APPS.md).
  *
  * Built twice: as is, and with -DRP_NO_REPLICATION, the same applications
  * keeping their state locally with no store (the benchmark's baseline).
@@ -68,7 +70,7 @@ int rp_root(struct xdp_md *ctx)
 		rp_stat(RP_DP_drop_fragment);
 		return XDP_DROP;
 	}
-	/* options are carried along: the NAT rewrites only addresses and ports */
+	/* options are carried along: the apps rewrite only addresses and ports */
 	c.pos = (void *)ip + ip->ihl * 4;
 	if (ip->ihl > 5)
 		rp_stat(RP_DP_ip_options);
@@ -585,4 +587,7 @@ int rp_store_rx(struct xdp_md *ctx)
 
 #endif /* RP_NO_REPLICATION */
 
+/* the applications: one program each, at the slot of their app id */
+#include "app_fw.h"
+#include "app_lb.h"
 #include "app_nat.h"

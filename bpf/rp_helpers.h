@@ -109,6 +109,7 @@ static __always_inline bool rp_session_live(const struct rp_dp_session *s)
 	return s && s->epoch && bpf_ktime_get_coarse_ns() < s->expiry_ns;
 }
 
+#ifndef RP_NO_REPLICATION
 /* This switch holds the flow's lease now. */
 static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
 {
@@ -119,6 +120,13 @@ static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
 	s = rp_session(f->store);
 	return s && f->epoch == s->epoch && bpf_ktime_get_coarse_ns() < s->expiry_ns;
 }
+#else
+/* No store: a flow installed here is this switch's (rp_app.h, RP_LOCAL_EPOCH). */
+static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
+{
+	return f && f->epoch;
+}
+#endif
 
 static __always_inline void rp_ip_decrease_ttl(struct iphdr *ip)
 {

@@ -61,6 +61,14 @@ struct {
 	__type(value, __u64);
 } agent_stats SEC(".maps");
 
+/* What this switch runs, for `rp-load --status`: rp-load writes it once. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rp_dp_info);
+} info SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, __RP_PROG_MAX);

@@ -29,6 +29,9 @@ const uint8_t fx_mac_store[6] = { 0x02, 0, 0, 0, 3, 2 };
 
 struct fx fx;
 
+const uint32_t fx_backends[FX_NBACKENDS + 1] = { 0xc6336402u, 0xc6336403u, 0xc6336404u,
+						 0xc6336405u };
+
 static void sh(const char *cmd)
 {
 	int rc = system(cmd);
@@ -50,7 +53,8 @@ static void build_netns(void)
 	sh("ip addr add 192.0.2.1/24 dev rp-sto");
 	sh("ip neigh add 10.1.0.2 lladdr 02:00:00:00:01:02 dev rp-int nud permanent");
 	sh("ip neigh add 10.1.0.3 lladdr 02:00:00:00:01:02 dev rp-int nud permanent");
-	sh("ip neigh add 198.51.100.2 lladdr 02:00:00:00:02:02 dev rp-ext nud permanent");
+	sh("for a in 2 3 4 5 6; do"
+	   " ip neigh add 198.51.100.$a lladdr 02:00:00:00:02:02 dev rp-ext nud permanent; done");
 	sh("for a in 10 12 20 21; do"
 	   " ip neigh add 192.0.2.$a lladdr 02:00:00:00:03:02 dev rp-sto nud permanent; done");
 	sh("sysctl -qw net.ipv4.ip_forward=1");
@@ -105,8 +109,32 @@ static void put_sessions(unsigned int nstores)
 	}
 }
 
-static void load(unsigned int nstores)
+/* The firewall's rules: tcp:22 and udp:53 open to the outside. */
+static void set_fw(void)
 {
+	fx.skel->rodata->cfg_fw_int_net = htonl(0x0a010000u);
+	fx.skel->rodata->cfg_fw_int_mask = htonl(0xffffff00u);
+	fx.skel->rodata->cfg_fw_udp_idle_ns = FX_FW_IDLE_MS * 1000000ull;
+	fx.skel->rodata->cfg_fw_allow_tcp[22 / 64] |= 1ull << (22 % 64);
+	fx.skel->rodata->cfg_fw_allow_udp[53 / 64] |= 1ull << (53 % 64);
+}
+
+static void set_lb(void)
+{
+	fx.skel->rodata->cfg_lb_vip = htonl(FX_VIP);
+	fx.skel->rodata->cfg_lb_vport = htons(FX_VIP_PORT);
+	fx.skel->rodata->cfg_lb_nbackends = FX_NBACKENDS;
+	fx.skel->rodata->cfg_lb_nknown = FX_NBACKENDS + 1;
+	for (int i = 0; i < FX_NBACKENDS + 1; i++) {
+		fx.skel->rodata->cfg_lb_backends[i].addr = htonl(fx_backends[i]);
+		fx.skel->rodata->cfg_lb_backends[i].port = htons(FX_BACKEND_PORT);
+	}
+}
+
+static void load(unsigned int nstores, uint8_t app)
+{
+	struct bpf_program *app_prog;
+
 	if (geteuid() != 0)
 		cr_skip_test("needs root: loads BPF programs and builds a network namespace");
 	memset(&fx, 0, sizeof(fx));
@@ -115,7 +143,7 @@ static void load(unsigned int nstores)
 	fx.skel = redplane__open();
 	cr_assert_not_null(fx.skel, "open the BPF object");
 	fx.skel->rodata->cfg_switch_id = FX_SWITCH_ID;
-	fx.skel->rodata->cfg_app = RP_APP_NAT;
+	fx.skel->rodata->cfg_app = app;
 	fx.skel->rodata->cfg_src_addr = htonl(FX_SWITCH);
 	fx.skel->rodata->cfg_src_port = htons(FX_RP_PORT);
 	set_replicas(nstores);
@@ -124,10 +152,20 @@ static void load(unsigned int nstores)
 	fx.skel->rodata->cfg_nat_ext_addr = htonl(FX_EXT);
 	fx.skel->rodata->cfg_nat_port_base = FX_PORT_BASE;
 	fx.skel->rodata->cfg_nat_port_span = FX_PORT_SPAN;
+	if (app == RP_APP_FW)
+		set_fw();
+	if (app == RP_APP_LB)
+		set_lb();
+	app_prog = app == RP_APP_FW ? fx.skel->progs.rp_app_fw :
+		   app == RP_APP_LB ? fx.skel->progs.rp_app_lb : fx.skel->progs.rp_app_nat;
+	/* as rp-load: only the application under test is loaded (and verified) */
+	bpf_program__set_autoload(fx.skel->progs.rp_app_nat, app == RP_APP_NAT);
+	bpf_program__set_autoload(fx.skel->progs.rp_app_fw, app == RP_APP_FW);
+	bpf_program__set_autoload(fx.skel->progs.rp_app_lb, app == RP_APP_LB);
 	cr_assert_eq(redplane__load(fx.skel), 0, "load the BPF object (see the verifier log)");
 
 	set_prog(RP_PROG_ROOT, fx.skel->progs.rp_root);
-	set_prog(RP_APP_NAT, fx.skel->progs.rp_app_nat);
+	set_prog(app, app_prog);
 	set_prog(RP_PROG_EMIT, fx.skel->progs.rp_emit);
 	set_prog(RP_PROG_STORE_RX, fx.skel->progs.rp_store_rx);
 	fx.prog_root = bpf_program__fd(fx.skel->progs.rp_root);
@@ -137,14 +175,32 @@ static void load(unsigned int nstores)
 	put_sessions(nstores);
 }
 
+void fx_netns(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root: loads BPF programs and builds a network namespace");
+	memset(&fx, 0, sizeof(fx));
+	build_netns();
+}
+
 void fx_setup(void)
 {
-	load(1);
+	load(1, RP_APP_NAT);
 }
 
 void fx_setup_chains(void)
 {
-	load(2);
+	load(2, RP_APP_NAT);
+}
+
+void fx_setup_fw(void)
+{
+	load(1, RP_APP_FW);
+}
+
+void fx_setup_lb(void)
+{
+	load(1, RP_APP_LB);
 }
 
 void fx_set_head(uint32_t store, uint32_t head)
@@ -287,6 +343,53 @@ size_t fx_store_msg(uint8_t *buf, uint32_t from, const struct rp_msg_view *v)
 	uh->len = htons((uint16_t)(sizeof(*uh) + (size_t)mlen));
 	uh->check = 0;
 	return len;
+}
+
+size_t fx_msg(uint8_t *buf, uint32_t from, uint8_t app, uint8_t type, const struct rp_flow_key *key,
+	      uint32_t seq, const void *state, uint8_t state_len, uint8_t reason, const void *inner,
+	      size_t inner_len)
+{
+	struct rp_msg_view v = {
+		.type = type,
+		.app_id = app,
+		.switch_id = FX_SWITCH_ID,
+		.seq = seq,
+		.epoch = FX_EPOCH,
+		.lease_ms = 200,
+		.key = *key,
+		.reason = type == RP_MSG_REJECT ? reason : 0,
+	};
+
+	if (type == RP_MSG_GRANT || type == RP_MSG_MIGRATE) {
+		v.flags |= RP_F_STATE;
+		v.state = state;
+		v.state_len = state_len;
+	}
+	if (inner_len) {
+		v.flags |= RP_F_PKT;
+		v.pkt = inner;
+		v.pkt_len = (uint16_t)inner_len;
+	}
+	return fx_store_msg(buf, from, &v);
+}
+
+void fx_forwarded(uint8_t *frame, const uint8_t *dmac, const uint8_t *smac)
+{
+	struct iphdr *ip = (struct iphdr *)(frame + sizeof(struct ethhdr));
+
+	memcpy(frame, dmac, 6);
+	memcpy(frame + 6, smac, 6);
+	ip->ttl--;
+	ip->check = 0;
+	ip->check = htons(fold(sum16(ip, ip->ihl * 4u, 0)));
+}
+
+void fx_expect(const struct fx_out *out, uint32_t verdict, const uint8_t *want, size_t len)
+{
+	cr_assert_eq(out->verdict, verdict, "verdict %u, expected %u", out->verdict, verdict);
+	cr_assert_eq(out->len, len, "length %u, expected %zu", out->len, len);
+	cr_assert_arr_eq(out->data, want, len, "output bytes");
+	cr_assert(fx_csum_ok(out->data, out->len), "checksums valid");
 }
 
 bool fx_csum_ok(const uint8_t *frame, size_t len)

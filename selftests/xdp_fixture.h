@@ -33,6 +33,15 @@
 #define FX_CHAIN1	0xc0000214u	/* 192.0.2.20: chain 1's head (fx_setup_chains) */
 #define FX_CHAIN1_B	0xc0000215u	/* 192.0.2.21: chain 1's second replica */
 
+/* The firewall (fx_setup_fw): inside 10.1.0.0/24, rules tcp:22, udp:53 */
+#define FX_FW_IDLE_MS	30000
+/* The load balancer (fx_setup_lb): a virtual address, three backends, one draining */
+#define FX_VIP		0xcb007150u	/* 203.0.113.80 */
+#define FX_VIP_PORT	80
+#define FX_BACKEND_PORT	8080
+#define FX_NBACKENDS	3
+extern const uint32_t fx_backends[FX_NBACKENDS + 1];	/* 198.51.100.2-4, then .5 draining */
+
 extern const uint8_t fx_mac_int[6], fx_mac_ext[6], fx_mac_sto[6];
 extern const uint8_t fx_mac_client[6], fx_mac_server[6], fx_mac_store[6];
 
@@ -54,7 +63,16 @@ extern struct fx fx;
  */
 void fx_setup(void);
 void fx_setup_chains(void);
+/* One chain, with the firewall or the load balancer as the application. */
+void fx_setup_fw(void);
+void fx_setup_lb(void);
 void fx_teardown(void);
+
+/*
+ * Skip the test when not root; else only the namespace and its links, for a
+ * test that loads programs of its own (and sets fx.prog_root and the map fds).
+ */
+void fx_netns(void);
 
 /* Moves chain `store`'s head, as rp-load does, the rest of its session kept. */
 void fx_set_head(uint32_t store, uint32_t head);
@@ -77,6 +95,18 @@ size_t fx_udp(uint8_t *buf, const uint8_t *dmac, const uint8_t *smac, uint32_t s
 	      uint16_t sport, uint32_t daddr, uint16_t dport, size_t payload, bool csum);
 /* A store's message to the switch, `inner` piggybacked. */
 size_t fx_store_msg(uint8_t *buf, uint32_t from, const struct rp_msg_view *v);
+/*
+ * A store's message of `app` about `key` under FX_EPOCH: a GRANT or MIGRATE
+ * carries `state`, a REJECT `reason`; `inner` rides along.
+ */
+size_t fx_msg(uint8_t *buf, uint32_t from, uint8_t app, uint8_t type, const struct rp_flow_key *key,
+	      uint32_t seq, const void *state, uint8_t state_len, uint8_t reason, const void *inner,
+	      size_t inner_len);
+
+/* The frame as the switch forwards it: the given MACs, TTL - 1. */
+void fx_forwarded(uint8_t *frame, const uint8_t *dmac, const uint8_t *smac);
+/* The verdict, and the output bytes with valid checksums. */
+void fx_expect(const struct fx_out *out, uint32_t verdict, const uint8_t *want, size_t len);
 
 /* Valid IPv4 header and TCP/UDP checksums (a UDP checksum of 0 counts as valid). */
 bool fx_csum_ok(const uint8_t *frame, size_t len);

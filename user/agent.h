@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "app.h"
 #include "redplane/addr.h"
 #include "redplane/dp.h"
 #include "redplane/store_list.h"
@@ -22,7 +23,7 @@ _Static_assert(RP_FRAME_MAX <= RP_FRAME_SIZE, "a request fits in a UMEM frame");
 struct rp_load_cfg {
 	char ifnames[RP_MAX_IFACES][IF_NAMESIZE];
 	unsigned int nifaces;
-	uint8_t app;
+	const struct rp_app *app;
 	struct rp_store_chain chains[RP_MAX_STORES];	/* the first replica: the head at start */
 	unsigned int nstores;		/* chains */
 	uint16_t switch_id;
@@ -31,9 +32,10 @@ struct rp_load_cfg {
 	uint32_t rto_us;		/* 0: adaptive from heartbeat round trips */
 	uint32_t max_tries;
 	uint32_t max_flows;
-	struct in_addr nat_int_net, nat_int_mask, nat_ext;
-	uint16_t nat_port_lo, nat_port_hi;
-	uint16_t nat_switches;		/* switches sharing the external address */
+	/* the applications' own settings (user/app.h) */
+	struct rp_nat_cfg nat;
+	struct rp_fw_cfg fw;
+	struct rp_lb_cfg lb;
 	bool verbose;
 };
 

@@ -37,24 +37,20 @@
 #define BPF_FS_MAGIC 0xcafe4a11
 #endif
 
-static const char usage_text[] =
-	"Usage: rp-load IFACE [IFACE...] --app nat --store A.B.C.D:PORT[+...][,...] --switch-id N\n"
-	"               --nat-int A.B.C.D/LEN --nat-ext A.B.C.D [options]\n"
+static const char usage_head[] =
+	"Usage: rp-load IFACE [IFACE...] --app NAME --store A.B.C.D:PORT[+...][,...] --switch-id N\n"
+	"               [the app's options] [options]\n"
 	"       rp-load --status IFACE\n"
 	"\n"
 	"The redplane switch agent: attaches the XDP data plane to every IFACE, holds\n"
 	"the switch's sessions with the stores, retransmits unacknowledged writes.\n"
 	"Ctrl-C or SIGTERM detaches and removes the pins.\n"
 	"\n"
-	"  -a, --app NAME           the application: nat\n"
+	"  -a, --app NAME           the application (below)\n"
 	"  -s, --store LIST         store chains, comma-separated (at most 4), each its replicas\n"
 	"                           joined by '+' (at most 4; the first is the head until a\n"
 	"                           replica names another): A.B.C.D:PORT[+A.B.C.D:PORT...][,...]\n"
 	"  -i, --switch-id N        this switch's id, 1-65535, unique among switches\n"
-	"      --nat-int PREFIX     the inside prefix to translate (A.B.C.D/LEN)\n"
-	"      --nat-ext ADDR       the external address\n"
-	"      --nat-ports LO-HI    external ports shared by all switches (default 1024-65535)\n"
-	"      --nat-switches N     switches sharing them: each gets 1/N (default 16)\n"
 	"  -L, --lease-ms MS        longest lease this switch assumes (default 200); the store's\n"
 	"                           period is used when shorter\n"
 	"  -r, --rto-us US          fixed retransmission timeout (default: adaptive, from\n"
@@ -64,7 +60,16 @@ static const char usage_text[] =
 	"  -p, --port N             UDP port of this switch's protocol endpoint (default: any)\n"
 	"  -S, --status IFACE       print the counters of the rp-load running on IFACE\n"
 	"  -v, --verbose            libbpf's messages and more\n"
-	"  -h, --help               this text\n";
+	"  -h, --help               this text\n"
+	"\n"
+	"Applications (--app NAME) and their options:\n";
+
+static void usage(void)
+{
+	fputs(usage_head, stdout);
+	for (const struct rp_app *const *a = rp_apps; *a; a++)
+		printf("\n  %s: %s\n%s", (*a)->name, (*a)->summary, (*a)->usage);
+}
 
 static volatile int verbose;
 
@@ -77,64 +82,57 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, ap);
 }
 
-static int parse_prefix(const char *s, struct in_addr *net, struct in_addr *mask)
+static const struct option common_opts[] = {
+	{ "app", required_argument, NULL, 'a' },
+	{ "store", required_argument, NULL, 's' },
+	{ "switch-id", required_argument, NULL, 'i' },
+	{ "lease-ms", required_argument, NULL, 'L' },
+	{ "rto-us", required_argument, NULL, 'r' },
+	{ "max-tries", required_argument, NULL, 't' },
+	{ "max-flows", required_argument, NULL, 'm' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "status", required_argument, NULL, 'S' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+};
+
+#define MAX_OPTS	64
+
+/* The common options, then every application's: one table for getopt_long. */
+static void build_options(struct option *opts)
 {
-	char buf[64], *slash;
-	uint32_t len;
+	size_t n = 0;
 
-	snprintf(buf, sizeof(buf), "%s", s);
-	slash = strchr(buf, '/');
-	if (!slash)
-		return -EINVAL;
-	*slash = '\0';
-	if (inet_pton(AF_INET, buf, net) != 1 ||
-	    rp_parse_u32("rp-load", "--nat-int", slash + 1, 0, 32, &len))
-		return -EINVAL;
-	mask->s_addr = len ? htonl(~0u << (32 - len)) : 0;
-	net->s_addr &= mask->s_addr;
-	return 0;
+	for (size_t i = 0; i < sizeof(common_opts) / sizeof(common_opts[0]); i++)
+		opts[n++] = common_opts[i];
+	for (const struct rp_app *const *a = rp_apps; *a; a++)
+		for (const struct option *o = (*a)->options; o && o->name && n < MAX_OPTS - 1; o++)
+			opts[n++] = *o;
+	opts[n] = (struct option){ NULL, 0, NULL, 0 };
 }
-
-enum { OPT_NAT_INT = 256, OPT_NAT_EXT, OPT_NAT_PORTS, OPT_NAT_SWITCHES };
 
 /* 0: run; 1: done (help, status); -EINVAL: bad command line. */
 static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char **status)
 {
-	static const struct option opts[] = {
-		{ "app", required_argument, NULL, 'a' },
-		{ "store", required_argument, NULL, 's' },
-		{ "switch-id", required_argument, NULL, 'i' },
-		{ "nat-int", required_argument, NULL, OPT_NAT_INT },
-		{ "nat-ext", required_argument, NULL, OPT_NAT_EXT },
-		{ "nat-ports", required_argument, NULL, OPT_NAT_PORTS },
-		{ "nat-switches", required_argument, NULL, OPT_NAT_SWITCHES },
-		{ "lease-ms", required_argument, NULL, 'L' },
-		{ "rto-us", required_argument, NULL, 'r' },
-		{ "max-tries", required_argument, NULL, 't' },
-		{ "max-flows", required_argument, NULL, 'm' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "status", required_argument, NULL, 'S' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool have_int = false, have_ext = false;
-	uint32_t v, lo, hi;
-	int c;
+	/* per application id, the first of its options given */
+	const char *app_opt[__RP_APP_MAX] = { 0 };
+	struct option opts[MAX_OPTS];
+	const struct rp_app *app;
+	int c, idx;
+	uint32_t v;
 
-	*cfg = (struct rp_load_cfg){
-		.lease_ms = 200, .max_tries = 5, .max_flows = 65536,
-		.nat_port_lo = 1024, .nat_port_hi = 65535, .nat_switches = 16,
-	};
+	*cfg = (struct rp_load_cfg){ .lease_ms = 200, .max_tries = 5, .max_flows = 65536 };
+	build_options(opts);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:S:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:S:vh", opts, &idx)) != -1) {
 		switch (c) {
 		case 'a':
-			if (strcmp(optarg, "nat")) {
-				pr_warn("rp-load: unknown --app '%s' (this version has: nat)\n", optarg);
+			cfg->app = rp_app_find(optarg);
+			if (!cfg->app) {
+				pr_warn("rp-load: unknown --app '%s' (this version has: %s)\n", optarg,
+					rp_app_names());
 				return -EINVAL;
 			}
-			cfg->app = RP_APP_NAT;
 			break;
 		case 's':
 			if (rp_parse_store_chains("rp-load", "--store", optarg, cfg->chains,
@@ -145,33 +143,6 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 			if (rp_parse_u32("rp-load", "--switch-id", optarg, 1, 65535, &v))
 				return -EINVAL;
 			cfg->switch_id = (uint16_t)v;
-			break;
-		case OPT_NAT_INT:
-			if (parse_prefix(optarg, &cfg->nat_int_net, &cfg->nat_int_mask)) {
-				pr_warn("rp-load: invalid --nat-int '%s': expected A.B.C.D/LEN\n", optarg);
-				return -EINVAL;
-			}
-			have_int = true;
-			break;
-		case OPT_NAT_EXT:
-			if (inet_pton(AF_INET, optarg, &cfg->nat_ext) != 1) {
-				pr_warn("rp-load: invalid --nat-ext '%s': expected A.B.C.D\n", optarg);
-				return -EINVAL;
-			}
-			have_ext = true;
-			break;
-		case OPT_NAT_PORTS:
-			if (sscanf(optarg, "%u-%u", &lo, &hi) != 2 || lo < 1 || hi > 65535 || lo > hi) {
-				pr_warn("rp-load: invalid --nat-ports '%s': expected LO-HI\n", optarg);
-				return -EINVAL;
-			}
-			cfg->nat_port_lo = (uint16_t)lo;
-			cfg->nat_port_hi = (uint16_t)hi;
-			break;
-		case OPT_NAT_SWITCHES:
-			if (rp_parse_u32("rp-load", "--nat-switches", optarg, 1, 4096, &v))
-				return -EINVAL;
-			cfg->nat_switches = (uint16_t)v;
 			break;
 		case 'L':
 			if (rp_parse_u32("rp-load", "--lease-ms", optarg,
@@ -204,14 +175,22 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 			cfg->verbose = true;
 			break;
 		case 'h':
-			fputs(usage_text, stdout);
+			usage();
 			return 1;
 		case ':':
 			pr_warn("rp-load: option '%s' needs an argument\n", argv[optind - 1]);
 			return -EINVAL;
 		default:
-			pr_warn("rp-load: unknown option '%s'\n", argv[optind - 1]);
-			return -EINVAL;
+			/* an application's option, parsed by it */
+			app = c >= RP_APP_OPT(1, 0) ? rp_app_by_id(RP_APP_OF_OPT(c)) : NULL;
+			if (!app) {
+				pr_warn("rp-load: unknown option '%s'\n", argv[optind - 1]);
+				return -EINVAL;
+			}
+			if (!app_opt[app->id])
+				app_opt[app->id] = opts[idx].name;
+			if (app->parse(cfg, c, optarg))
+				return -EINVAL;
 		}
 	}
 	for (; optind < argc; optind++) {
@@ -229,16 +208,13 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 		pr_warn("rp-load: needs IFACE..., --app, --store and --switch-id (see --help)\n");
 		return -EINVAL;
 	}
-	if (cfg->app == RP_APP_NAT && (!have_int || !have_ext)) {
-		pr_warn("rp-load: --app nat needs --nat-int and --nat-ext\n");
-		return -EINVAL;
-	}
-	if ((cfg->nat_port_hi - cfg->nat_port_lo + 1u) / cfg->nat_switches < 1) {
-		pr_warn("rp-load: --nat-ports leaves no port per switch for --nat-switches %u\n",
-			cfg->nat_switches);
-		return -EINVAL;
-	}
-	return 0;
+	for (unsigned int id = 0; id < __RP_APP_MAX; id++)
+		if (app_opt[id] && id != cfg->app->id) {
+			pr_warn("rp-load: --%s is an option of --app %s, not of --app %s\n",
+				app_opt[id], rp_app_by_id(id)->name, cfg->app->name);
+			return -EINVAL;
+		}
+	return cfg->app->check(cfg);
 }
 
 /* The address and interface this host reaches the first store chain's head from. */
@@ -344,7 +320,8 @@ static int set_progs(struct rp_agent *a)
 		struct bpf_program *prog;
 	} table[] = {
 		{ RP_PROG_ROOT, a->skel->progs.rp_root },
-		{ RP_APP_NAT, a->skel->progs.rp_app_nat },
+		/* the application at its id's slot: the root program calls it there */
+		{ a->cfg.app->id, a->cfg.app->program(a->skel) },
 		{ RP_PROG_EMIT, a->skel->progs.rp_emit },
 		{ RP_PROG_STORE_RX, a->skel->progs.rp_store_rx },
 	};
@@ -379,7 +356,8 @@ static void set_replicas(struct rp_agent *a)
 static int load(struct rp_agent *a)
 {
 	const struct rp_load_cfg *c = &a->cfg;
-	uint32_t per = (c->nat_port_hi - c->nat_port_lo + 1u) / c->nat_switches;
+	struct rp_dp_info info = { .switch_id = c->switch_id, .app = c->app->id };
+	uint32_t zero = 0;
 	int err;
 
 	a->skel = redplane__open();
@@ -389,18 +367,15 @@ static int load(struct rp_agent *a)
 		return err;
 	}
 	a->skel->rodata->cfg_switch_id = c->switch_id;
-	a->skel->rodata->cfg_app = c->app;
+	a->skel->rodata->cfg_app = c->app->id;
 	a->skel->rodata->cfg_src_addr = a->src_addr.s_addr;
 	a->skel->rodata->cfg_src_port = htons(a->src_port);
 	a->skel->rodata->cfg_nstores = c->nstores;
 	set_replicas(a);
-	a->skel->rodata->cfg_nat_int_net = c->nat_int_net.s_addr;
-	a->skel->rodata->cfg_nat_int_mask = c->nat_int_mask.s_addr;
-	a->skel->rodata->cfg_nat_ext_addr = c->nat_ext.s_addr;
-	/* ports partitioned by switch id: two switches never hand out the same */
-	a->skel->rodata->cfg_nat_port_base =
-		(uint16_t)(c->nat_port_lo + ((c->switch_id - 1u) % c->nat_switches) * per);
-	a->skel->rodata->cfg_nat_port_span = (uint16_t)per;
+	c->app->configure(a->skel, c);
+	/* only the application this switch runs is loaded (and verified) */
+	for (const struct rp_app *const *app = rp_apps; *app; app++)
+		bpf_program__set_autoload((*app)->program(a->skel), *app == c->app);
 	bpf_map__set_max_entries(a->skel->maps.flows, c->max_flows);
 
 	err = redplane__load(a->skel);
@@ -410,8 +385,14 @@ static int load(struct rp_agent *a)
 		return err;
 	}
 	err = set_progs(a);
-	if (err)
+	if (err) {
 		pr_warn("rp-load: Couldn't fill the program array: %s\n", strerror(-err));
+		return err;
+	}
+	if (bpf_map_update_elem(bpf_map__fd(a->skel->maps.info), &zero, &info, 0)) {
+		err = -errno;
+		pr_warn("rp-load: Couldn't write the info map: %s\n", strerror(-err));
+	}
 	return err;
 }
 
@@ -450,7 +431,7 @@ static void detach(struct rp_agent *a)
 	}
 }
 
-static const char *const pinned_maps[] = { "flows", "sessions", "stats", "agent_stats" };
+static const char *const pinned_maps[] = { "flows", "sessions", "stats", "agent_stats", "info" };
 
 static struct bpf_map *map_by_name(struct rp_agent *a, const char *name)
 {
@@ -648,7 +629,7 @@ int main(int argc, char **argv)
 	if (err)
 		goto cleanup;
 
-	printf("rp-load: switch %u on", a->cfg.switch_id);
+	printf("rp-load: switch %u (%s) on", a->cfg.switch_id, a->cfg.app->name);
 	for (unsigned int i = 0; i < a->cfg.nifaces; i++)
 		printf(" %s", a->cfg.ifnames[i]);
 	printf(", protocol endpoint %s:%u on %s\n", inet_ntoa(a->src_addr), a->src_port,

@@ -58,6 +58,9 @@ int rp_status(const char *ifname)
 {
 	int stats = open_pin(ifname, "stats"), agent = open_pin(ifname, "agent_stats");
 	int flows = open_pin(ifname, "flows"), sessions = open_pin(ifname, "sessions");
+	int info_fd = open_pin(ifname, "info");
+	struct rp_dp_info info = { 0 };
+	const struct rp_app *app;
 	int ncpu = libbpf_num_possible_cpus(), err = 1;
 	struct rp_dp_session sess[RP_MAX_STORES] = { 0 };
 	struct rp_flow_key key, next, *prev = NULL;
@@ -65,13 +68,16 @@ int rp_status(const char *ifname)
 	uint64_t now = rp_mono_ns();
 	uint64_t *vals = NULL;
 
-	if (stats < 0 || agent < 0 || flows < 0 || sessions < 0 || ncpu <= 0)
+	if (stats < 0 || agent < 0 || flows < 0 || sessions < 0 || info_fd < 0 || ncpu <= 0)
 		goto out;
 	vals = calloc((size_t)ncpu, sizeof(*vals));
 	if (!vals)
 		goto out;
 
-	printf("redplane on %s\n\nsessions:\n", ifname);
+	bpf_map_lookup_elem(info_fd, &(uint32_t){ 0 }, &info);
+	app = rp_app_by_id(info.app);
+	printf("redplane on %s: switch %u, app %s\n\nsessions:\n", ifname, info.switch_id,
+	       app ? app->name : "?");
 	for (uint32_t i = 0; i < RP_MAX_STORES; i++) {
 		if (bpf_map_lookup_elem(sessions, &i, &sess[i]) || !sess[i].head.addr)
 			continue;	/* no such chain */
@@ -89,8 +95,7 @@ int rp_status(const char *ifname)
 		if (f.store < RP_MAX_STORES && f.epoch && f.epoch == sess[f.store].epoch &&
 		    now < sess[f.store].expiry_ns)
 			held++;
-		if (f.state_len >= sizeof(struct rp_nat_state) &&
-		    ((struct rp_nat_state *)f.state)->closing)
+		if (app && app->closing(&f))
 			closing++;
 	}
 	printf("\nflows: %llu, leases held: %llu, closing: %llu\n", nflows, held, closing);
@@ -115,7 +120,7 @@ int rp_status(const char *ifname)
 	err = 0;
 out:
 	free(vals);
-	for (int *fd = (int[]){ stats, agent, flows, sessions }, n = 0; n < 4; n++)
+	for (int *fd = (int[]){ stats, agent, flows, sessions, info_fd }, n = 0; n < 5; n++)
 		if (fd[n] >= 0)
 			close(fd[n]);
 	return err;

@@ -215,8 +215,9 @@ static int switch_routes(struct rp_topo *t, unsigned int i)
 
 	return rp_topo_sh(t->sw[i].ns, "ip route replace 10.1.0.0/24 via 10.10.%u.2; "
 				      "ip route replace " RP_TOPO_SERVER "/32 via 10.20.%u.2; "
+				      "ip route replace 198.51.100.0/24 via 10.20.%u.2; "
 				      "ip route replace 192.0.2.8/29 via 192.0.2.%u",
-			  n, n, 4 * i + 2);
+			  n, n, n, 4 * i + 2);
 }
 
 static int far_end(struct rp_topo *t, const char *ns, const char *name, unsigned int n,
@@ -344,9 +345,15 @@ int rp_topo_route_via(struct rp_topo *t, unsigned int i)
 		return -EINVAL;
 	if (rp_topo_sh(t->ns_client, "ip route replace default via 10.10.%u.1 src " RP_TOPO_CLIENT,
 		       i + 1) ||
-	    rp_topo_sh(t->ns_server, "ip route replace " RP_TOPO_EXT "/32 via 10.20.%u.1", i + 1))
+	    rp_topo_sh(t->ns_server, "ip route replace " RP_TOPO_EXT "/32 via 10.20.%u.1; "
+				     "ip route replace 10.1.0.0/24 via 10.20.%u.1", i + 1, i + 1))
 		return -EIO;
 	return 0;
+}
+
+int rp_topo_server_addr(struct rp_topo *t, const char *addr)
+{
+	return rp_topo_sh(t->ns_server, "ip addr add %s/32 dev lo", addr) ? -EIO : 0;
 }
 
 int rp_topo_fail_switch(struct rp_topo *t, unsigned int i)
@@ -398,16 +405,20 @@ int rp_topo_start_store(struct rp_topo *t, const char *lease_ms, const char *gra
 int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *extra)
 {
 	struct rp_topo_switch *s = &t->sw[i];
+	static const char *const nat_args[] = { "--app", "nat", "--nat-int", "10.1.0.0/24",
+						"--nat-ext", RP_TOPO_EXT, NULL };
+	const char *const *app = t->app_args ? t->app_args : nat_args;
 	char bin[300], id[8];
-	const char *argv[40] = { bin, s->if_int, s->if_ext, s->if_sto, "--app", "nat", "--store",
-				 t->store_list, "--switch-id", id, "--nat-int", "10.1.0.0/24",
-				 "--nat-ext", RP_TOPO_EXT };
-	int n = 14;
+	const char *argv[48] = { bin, s->if_int, s->if_ext, s->if_sto, "--store", t->store_list,
+				 "--switch-id", id };
+	int n = 8;
 
 	snprintf(bin, sizeof(bin), "%s/rp-load", t->bin_dir);
 	snprintf(id, sizeof(id), "%u", i + 1);
 	unlink(s->log);	/* each run is judged by its own log */
-	while (extra && *extra && n < 39)
+	while (*app && n < 24)
+		argv[n++] = *app++;
+	while (extra && *extra && n < 47)
 		argv[n++] = *extra++;
 	argv[n] = NULL;
 	s->load_pid = rp_topo_spawn(s->ns, argv, s->log);

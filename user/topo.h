@@ -57,6 +57,11 @@ struct rp_topo {
 	char store_log[96];
 	char bin_dir[256];	/* where rp-store and rp-load are */
 	const char *store_list;	/* rp-load's --store (RP_TOPO_STORE unless a chain) */
+	/*
+	 * rp-load's --app and its options, NULL-terminated; NULL: the NAT of
+	 * the client to RP_TOPO_EXT.  Set after rp_topo_create().
+	 */
+	const char *const *app_args;
 
 	unsigned int nreplicas;
 	char ns_rep[RP_TOPO_REPLICAS][32];
@@ -85,7 +90,7 @@ bool rp_topo_wait_log(const char *log, const char *what, int ms);
 
 /* grace_ms: the store's start-up grace ("0" for the first start) */
 int rp_topo_start_store(struct rp_topo *t, const char *lease_ms, const char *grace_ms);
-/* rp-load on switch i (0-based) with the standard NAT options and `extra`. */
+/* rp-load on switch i (0-based) with the app's options (app_args: by default the NAT's) and `extra`. */
 int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *extra);
 
 /*
@@ -110,7 +115,10 @@ bool rp_topo_replica_role(struct rp_topo *t, unsigned int r, char *role, size_t 
 int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsigned int chain,
 			unsigned int *checked);
 
-/* Client's default route and server's route to the NAT address via switch i. */
+/*
+ * Client's default route, and server's routes to the NAT address and to the
+ * client's prefix (for applications that do not translate it), via switch i.
+ */
 int rp_topo_route_via(struct rp_topo *t, unsigned int i);
 /* A crash: the agent killed with SIGKILL, the switch's links down. */
 int rp_topo_fail_switch(struct rp_topo *t, unsigned int i);
@@ -140,6 +148,12 @@ int rp_topo_xdp_attach(const char *ns, const char *ifname, int prog_fd);
 bool rp_topo_xdp_attached(const char *ns, const char *ifname);
 /* TC programs on a namespace's interface (clsact; -1 leaves a direction alone). */
 int rp_topo_tc_attach(const char *ns, const char *ifname, int ingress_fd, int egress_fd);
+
+/*
+ * Another address of the server (on its loopback), which every switch routes
+ * to it: the server's network, 198.51.100.0/24, is behind each switch.
+ */
+int rp_topo_server_addr(struct rp_topo *t, const char *addr);
 
 /* A socket made in a namespace (it stays there). */
 int rp_topo_socket(const char *ns, int domain, int type);

@@ -9,6 +9,10 @@
 #include <linux/types.h>
 
 #include "redplane/proto.h"
+/* the applications' states and counters */
+#include "redplane/fw.h"
+#include "redplane/lb.h"
+#include "redplane/nat.h"
 
 #define RP_MAX_STORES		4	/* store chains a switch talks to */
 #define RP_MAX_REPLICAS		4	/* replicas of one chain */
@@ -26,7 +30,8 @@ enum rp_prog_slot {
 _Static_assert((int)__RP_APP_MAX <= (int)RP_PROG_EMIT, "app slots fit before the core's");
 
 /* rp_dp_flow.flags: local to the switch, never replicated */
-#define RP_DPF_REV_PENDING	0x01	/* NAT: the reverse key is not yet in the store */
+#define RP_DPF_REV_PENDING	0x01	/* NAT, LB: the reverse key is not yet in the store */
+#define RP_DPF_REV_KNOWN	0x02	/* LB: the reverse key is noted here */
 
 /* Value of the flows map; the key is a struct rp_flow_key. */
 struct rp_dp_flow {
@@ -68,6 +73,13 @@ struct rp_dp_session {
 	struct rp_dp_store head;	/* where the chain's requests go */
 };
 
+/* What a switch runs, for `rp-load --status` (the info map, written by rp-load). */
+struct rp_dp_info {
+	__u16 switch_id;
+	__u8 app;		/* RP_APP_* */
+	__u8 pad;
+};
+
 /* A replica messages may come from, and the chain it belongs to. */
 struct rp_dp_replica {
 	__be32 addr;
@@ -93,19 +105,6 @@ struct rp_dp_wcopy {
 	struct rp_flow_key key;
 	__u8 frame[RP_WCOPY_ROOM];	/* len <= RP_FRAME_MAX of it used */
 };
-
-/* NAT state, in the state value of both of a connection's keys. */
-struct rp_nat_state {
-	__be32 addr;		/* forward key: external address; reverse: internal */
-	__be16 port;		/* forward key: external port; reverse: internal */
-	__u8 dir;		/* RP_NAT_FWD or RP_NAT_REV */
-	__u8 closing;		/* RP_NAT_FIN | RP_NAT_RST seen in this key's direction */
-};
-
-#define RP_NAT_FWD	1
-#define RP_NAT_REV	2
-#define RP_NAT_FIN	0x01
-#define RP_NAT_RST	0x02
 
 /*
  * Per-CPU counters of the data plane, one per path and drop reason.  The
@@ -143,10 +142,11 @@ struct rp_nat_state {
 	X(reject_not_head)	/* REJECT not_head: lease kept, to rp-load */ \
 	X(revoke)		/* REVOKE: lease given up, acked */	\
 	X(revoke_unknown)	/* REVOKE for a flow not held: acked */	\
-	X(nat_new)		/* NAT mapping proposed for a new flow */ \
-	X(nat_rev_req)		/* NAT reverse key requested */		\
-	X(nat_collision)	/* NAT port already mapped elsewhere */	\
-	X(nat_no_mapping)	/* NAT return traffic with a bad mapping */ \
+	X(drop_bad_state)	/* a held flow whose state the app does not know */ \
+	X(drop_unknown_flow)	/* no replication: a lookup of a flow never made */ \
+	RP_NAT_STATS(X)							\
+	RP_FW_STATS(X)							\
+	RP_LB_STATS(X)							\
 	X(fwd_redirect)		/* forwarded by bpf_redirect */		\
 	X(fwd_pass)		/* forwarded by the kernel (no neighbour, VLAN, ...) */ \
 	X(fwd_drop)		/* no route (blackhole, unreachable) */	\

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The stateful firewall: connections opened from the inside prefix pass
+ * with their replies; from the outside only connections to a port a rule
+ * opens.  The rest is dropped.
+ *
+ * One key per connection (the inside end first, include/redplane/fw.h), so
+ * both directions are one flow.  Its state is the connection's phase:
+ *
+ *   TCP   SYN_SENT --SYN-ACK--> ESTABLISHED --RST--> CLOSED
+ *            `----------------RST-------------------^
+ *         ESTABLISHED notes each side's FIN; after both, or after a RST,
+ *         a new SYN on the same ports opens a new connection.
+ *   UDP   a pseudo-connection, open while datagrams come; idle for
+ *         cfg_fw_udp_idle_ns (to 1.25 times that), it expires.
+ *
+ * Every change of phase is a write: the packet that caused it leaves once
+ * the store has it.  Packets that change nothing only read.  UDP idleness
+ * is judged by a time in the replicated state, CLOCK_TAI (the switches'
+ * clocks agree, by NTP or PTP, to well under the timeout): a datagram more
+ * than a quarter of the timeout after that time writes it anew, so a busy
+ * pseudo-connection costs at most one write per quarter timeout, and a
+ * switch that takes it over judges it as its last owner did.
+ */
+#ifndef __RP_APP_FW_H
+#define __RP_APP_FW_H
+
+#include "rp_app.h"
+
+const volatile __be32 cfg_fw_int_net;
+const volatile __be32 cfg_fw_int_mask;
+const volatile __u64 cfg_fw_udp_idle_ns = 30000000000ull;	/* ns */
+/* ports the rules open to the outside, one bit each */
+const volatile __u64 cfg_fw_allow_tcp[RP_FW_PORT_WORDS];
+const volatile __u64 cfg_fw_allow_udp[RP_FW_PORT_WORDS];
+
+static __always_inline bool fw_rule_allows(__u8 proto, __be16 dport)
+{
+	__u32 port = bpf_ntohs(dport), i = (port >> 6) & (RP_FW_PORT_WORDS - 1);
+	__u64 w = proto == IPPROTO_TCP ? cfg_fw_allow_tcp[i] : cfg_fw_allow_udp[i];
+
+	return (w >> (port & 63)) & 1;
+}
+
+/* The packet may open a connection: it comes from the inside, or a rule allows it. */
+static __always_inline bool fw_may_open(const struct rp_pkt *p, bool out)
+{
+	return out || fw_rule_allows(p->ip->protocol, p->l4->dest);
+}
+
+/* The state of a connection this packet opens. */
+static __always_inline void fw_open(struct rp_fw_state *s, bool tcp, bool out, __u64 now)
+{
+	__builtin_memset(s, 0, sizeof(*s));
+	s->phase = tcp ? RP_FW_SYN_SENT : RP_FW_UDP;
+	s->origin = out ? RP_FW_OUT : RP_FW_IN;
+	s->seen_ns = tcp ? 0 : now;
+}
+
+static __always_inline bool fw_state_ok(const struct rp_dp_flow *f, bool tcp)
+{
+	const struct rp_fw_state *s = (const struct rp_fw_state *)f->state;
+
+	if (f->state_len != sizeof(*s) || (s->origin != RP_FW_OUT && s->origin != RP_FW_IN))
+		return false;
+	return tcp ? s->phase >= RP_FW_SYN_SENT && s->phase <= RP_FW_CLOSED
+		   : s->phase == RP_FW_UDP;
+}
+
+/*
+ * TCP: the phase this packet leads to, in *s; false if the phase does not
+ * allow the packet.  No sequence numbers are checked: this is a connection
+ * tracker, not a TCP normalizer.
+ */
+static __always_inline bool fw_tcp_next(struct rp_fw_state *s, const struct rp_pkt *p, bool out,
+					__u8 tf)
+{
+	bool from_opener = out == (s->origin == RP_FW_OUT);
+
+	switch (s->phase) {
+	case RP_FW_SYN_SENT:
+		if (tf & RP_TCP_RST) {
+			s->phase = RP_FW_CLOSED;
+			return true;
+		}
+		if (from_opener)
+			return rp_tcp_opener(tf);	/* the SYN again */
+		if ((tf & (RP_TCP_SYN | RP_TCP_ACK)) != (RP_TCP_SYN | RP_TCP_ACK))
+			return false;
+		s->phase = RP_FW_ESTABLISHED;
+		return true;
+	case RP_FW_ESTABLISHED:
+		if (tf & RP_TCP_RST) {
+			s->phase = RP_FW_CLOSED;
+			return true;
+		}
+		if (rp_tcp_opener(tf) && s->fin == (RP_FW_FIN_OUT | RP_FW_FIN_IN) &&
+		    fw_may_open(p, out)) {
+			/* both sides closed: the same ports, a new connection */
+			fw_open(s, true, out, 0);
+			return true;
+		}
+		if (tf & RP_TCP_FIN)
+			s->fin |= out ? RP_FW_FIN_OUT : RP_FW_FIN_IN;
+		return true;
+	default:	/* RP_FW_CLOSED */
+		if (!rp_tcp_opener(tf) || !fw_may_open(p, out))
+			return false;
+		fw_open(s, true, out, 0);
+		return true;
+	}
+}
+
+/*
+ * UDP: refreshes or reopens *s; false if the pseudo-connection expired and
+ * the packet may not open it again.
+ */
+static __always_inline bool fw_udp_next(struct rp_fw_state *s, const struct rp_pkt *p, bool out)
+{
+	__u64 now = bpf_ktime_get_tai_ns(), idle = cfg_fw_udp_idle_ns;
+	__s64 age = (__s64)(now - s->seen_ns);	/* < 0: the clocks differ a little */
+
+	if (age > (__s64)(idle + idle / 4)) {
+		if (!fw_may_open(p, out)) {
+			rp_stat(RP_DP_fw_expired);
+			return false;
+		}
+		fw_open(s, false, out, now);
+	} else if (age > (__s64)(idle / 4)) {
+		s->seen_ns = now;
+	}
+	return true;
+}
+
+static __always_inline bool fw_same(const struct rp_fw_state *a, const struct rp_fw_state *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+/* No lease: open the connection, ask with what this switch knows, or look it up. */
+static __always_inline int fw_ask(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p,
+				  const struct rp_flow_key *key, const struct rp_dp_flow *f,
+				  bool out, __u8 tf)
+{
+	bool tcp = p->ip->protocol == IPPROTO_TCP;
+	struct rp_fw_state prop;
+
+	if (!tcp || rp_tcp_opener(tf)) {
+		if (fw_may_open(p, out)) {
+			/* the store keeps what it has if the connection exists */
+			fw_open(&prop, tcp, out, tcp ? 0 : bpf_ktime_get_tai_ns());
+			rp_stat(RP_DP_fw_new);
+			return rp_lease(ctx, sc, key, &prop, sizeof(prop));
+		}
+		if (tcp) {
+			/* unsolicited: no connection starts with it; the store is not asked */
+			rp_stat(RP_DP_fw_blocked);
+			return XDP_DROP;
+		}
+	}
+	if (f && f->state_len == sizeof(prop)) {
+		/* known here (a lapsed lease, a restarted store): ask with it */
+		__builtin_memcpy(&prop, f->state, sizeof(prop));
+		return rp_lease(ctx, sc, key, &prop, sizeof(prop));
+	}
+	/* a reply, or a connection another switch saw open: only if the store has it */
+	return rp_lease(ctx, sc, key, NULL, 0);
+}
+
+SEC("xdp")
+int rp_app_fw(struct xdp_md *ctx)
+{
+	struct rp_pkt p;
+	struct rp_scratch *sc = rp_app_begin(ctx, &p);
+	struct rp_fw_state *st, next;
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+	bool out, in, tcp, ok;
+	__u8 tf;
+
+	if (!sc)
+		return XDP_DROP;
+	out = (p.ip->saddr & cfg_fw_int_mask) == cfg_fw_int_net;
+	in = (p.ip->daddr & cfg_fw_int_mask) == cfg_fw_int_net;
+	if (out == in) {
+		/* does not cross between inside and outside */
+		rp_stat(RP_DP_pass_not_app);
+		return XDP_PASS;
+	}
+	tcp = p.ip->protocol == IPPROTO_TCP;
+	/* one key for both directions: the inside end first */
+	if (out)
+		rp_key_v4(&key, p.ip->protocol, p.ip->saddr, p.l4->source, p.ip->daddr, p.l4->dest);
+	else
+		rp_key_v4(&key, p.ip->protocol, p.ip->daddr, p.l4->dest, p.ip->saddr, p.l4->source);
+	tf = rp_tcp_flags(&p);
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!rp_lease_held(f))
+		return fw_ask(ctx, sc, &p, &key, f, out, tf);
+	if (!fw_state_ok(f, tcp)) {
+		rp_stat(RP_DP_drop_bad_state);
+		return XDP_DROP;
+	}
+
+	st = (struct rp_fw_state *)f->state;
+	__builtin_memcpy(&next, st, sizeof(next));
+	ok = tcp ? fw_tcp_next(&next, &p, out, tf) : fw_udp_next(&next, &p, out);
+	if (!ok) {
+		if (tcp)
+			rp_stat(RP_DP_fw_invalid);
+		return XDP_DROP;
+	}
+	if (!fw_same(&next, st) || rp_write_pending(f)) {
+		/* a new phase (or one the store has not acknowledged yet): a write */
+		if (next.seen_ns != st->seen_ns)
+			rp_stat(RP_DP_fw_refresh);
+		__builtin_memcpy(st, &next, sizeof(next));
+		return rp_write(ctx, sc, &p, &key, f, sizeof(*st));
+	}
+	return rp_pass(ctx, sc, &p);
+}
+
+#endif /* __RP_APP_FW_H */

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The L4 load balancer: TCP and UDP to one virtual address and port go to
+ * a backend chosen per connection (destination NAT), and the backend's
+ * replies get the virtual address back (source NAT).
+ *
+ * A connection has two keys, as the NAT's: the forward key (the client's
+ * 5-tuple, state: the backend) and the reverse key (the backend's reply,
+ * state: the virtual address and port).  A new connection's first packet
+ * proposes its backend; when the store grants it, the same packet asks for
+ * the reverse key, and leaves only once both are in the store.  The
+ * backend is a hash of the 5-tuple over this switch's backends; once the
+ * store has it, it is the connection's for good: a switch that takes the
+ * connection over uses the stored backend, whatever its own list says.
+ *
+ * Replies are recognised by their reverse key, noted here when the
+ * connection's forward packets pass; or, before any has, by their source
+ * being a backend this switch lists (to choose from, or draining).
+ */
+#ifndef __RP_APP_LB_H
+#define __RP_APP_LB_H
+
+#include "rp_app.h"
+
+const volatile __be32 cfg_lb_vip;
+const volatile __be16 cfg_lb_vport;
+/* chosen from: the first cfg_lb_nbackends; recognised: the first cfg_lb_nknown */
+const volatile __u32 cfg_lb_nbackends;
+const volatile __u32 cfg_lb_nknown;
+const volatile struct rp_lb_backend cfg_lb_backends[RP_LB_MAX_BACKENDS];
+
+/* A new connection's backend, into *s; false if there is none. */
+static __always_inline bool lb_choose(const struct rp_flow_key *k, struct rp_lb_state *s)
+{
+	__u32 n = cfg_lb_nbackends, i;
+
+	if (!n)
+		return false;
+	i = (rp_lb_hash(k) % n) & (RP_LB_MAX_BACKENDS - 1);
+	s->addr = cfg_lb_backends[i].addr;
+	s->port = cfg_lb_backends[i].port;
+	s->dir = RP_LB_FWD;
+	return true;
+}
+
+/* A backend this switch lists, to choose from or draining. */
+static __always_inline bool lb_is_backend(__be32 addr, __be16 port)
+{
+	bool found = false;
+
+#pragma unroll
+	for (int i = 0; i < RP_LB_MAX_BACKENDS; i++)
+		if (i < (int)cfg_lb_nknown && cfg_lb_backends[i].addr == addr &&
+		    cfg_lb_backends[i].port == port)
+			found = true;
+	return found;
+}
+
+/*
+ * The key's translation onto the packet (the destination on the way in,
+ * the source on the way back); a FIN or RST then writes, as in the NAT.
+ */
+static __always_inline int lb_apply(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p,
+				    const struct rp_flow_key *key, struct rp_dp_flow *f, bool src)
+{
+	struct rp_lb_state *st = (struct rp_lb_state *)f->state;
+	__u8 tf = rp_tcp_flags(p);
+	__u8 bits = (tf & RP_TCP_FIN ? RP_LB_FIN : 0) | (tf & RP_TCP_RST ? RP_LB_RST : 0);
+
+	rp_rewrite(p, src, st->addr, st->port);
+	if ((bits & ~st->closing) || (bits && rp_write_pending(f))) {
+		st->closing |= bits;
+		return rp_write(ctx, sc, p, key, f, sizeof(*st));
+	}
+	return rp_pass(ctx, sc, p);
+}
+
+/* Client to the virtual address. */
+static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p)
+{
+	struct iphdr *ip = p->ip;
+	__be16 sport = p->l4->source, dport = p->l4->dest;
+	struct rp_lb_state *st, *rst;
+	struct rp_flow_key fwd, rev;
+	struct rp_dp_flow *f, *r;
+
+	rp_key_v4(&fwd, ip->protocol, ip->saddr, sport, ip->daddr, dport);
+	f = bpf_map_lookup_elem(&flows, &fwd);
+	if (!rp_lease_held(f)) {
+		struct rp_lb_state prop = {};
+
+		if (f && f->state_len == sizeof(prop)) {
+			/* known here: ask again with the backend it had */
+			__builtin_memcpy(&prop, f->state, sizeof(prop));
+			return rp_lease(ctx, sc, &fwd, &prop, sizeof(prop));
+		}
+		if (ip->protocol == IPPROTO_TCP && !rp_tcp_opener(rp_tcp_flags(p)))
+			/* mid-connection: its backend is in the store, if anywhere */
+			return rp_lease(ctx, sc, &fwd, NULL, 0);
+		if (!lb_choose(&fwd, &prop)) {
+			rp_stat(RP_DP_lb_no_backend);
+			return XDP_DROP;
+		}
+		/* remember the proposal: its reverse key must follow a GRANT */
+		rp_flow_note(sc, &fwd, &prop, sizeof(prop), RP_DPF_REV_PENDING);
+		rp_stat(RP_DP_lb_new);
+		return rp_lease(ctx, sc, &fwd, &prop, sizeof(prop));
+	}
+	st = (struct rp_lb_state *)f->state;
+	if (f->state_len != sizeof(*st) || st->dir != RP_LB_FWD) {
+		rp_stat(RP_DP_lb_no_mapping);
+		return XDP_DROP;
+	}
+
+	rp_key_v4(&rev, ip->protocol, st->addr, st->port, ip->saddr, sport);
+	if (f->flags & RP_DPF_REV_PENDING) {
+		r = bpf_map_lookup_elem(&flows, &rev);
+		if (!rp_lease_held(r)) {
+			struct rp_lb_state prop = {
+				.addr = ip->daddr, .port = dport, .dir = RP_LB_REV,
+			};
+
+			rp_stat(RP_DP_lb_rev_req);
+			return rp_lease(ctx, sc, &rev, &prop, sizeof(prop));
+		}
+		rst = (struct rp_lb_state *)r->state;
+		if (r->state_len != sizeof(*rst) || rst->dir != RP_LB_REV ||
+		    rst->addr != ip->daddr || rst->port != dport) {
+			/* that reply is another connection's: this one cannot be told apart */
+			rp_stat(RP_DP_lb_collision);
+			return XDP_DROP;
+		}
+		f->flags = (f->flags & ~RP_DPF_REV_PENDING) | RP_DPF_REV_KNOWN;
+	} else if (!(f->flags & RP_DPF_REV_KNOWN)) {
+		/*
+		 * Taken over from another switch: note the reverse key, so that
+		 * the backend's replies are known here even if this switch does
+		 * not list the backend.  Its first reply fetches it.
+		 */
+		struct rp_lb_state note = { .addr = ip->daddr, .port = dport, .dir = RP_LB_REV };
+
+		rp_flow_note(sc, &rev, &note, sizeof(note), 0);
+		f->flags |= RP_DPF_REV_KNOWN;
+		rp_stat(RP_DP_lb_learned);
+	}
+	return lb_apply(ctx, sc, p, &fwd, f, false);
+}
+
+/* Anything else: a backend's reply, or not the load balancer's traffic. */
+static __always_inline int lb_reply(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p)
+{
+	struct iphdr *ip = p->ip;
+	struct rp_flow_key rev;
+	struct rp_lb_state *st;
+	struct rp_dp_flow *r;
+
+	rp_key_v4(&rev, ip->protocol, ip->saddr, p->l4->source, ip->daddr, p->l4->dest);
+	r = bpf_map_lookup_elem(&flows, &rev);
+	if (!rp_lease_held(r)) {
+		struct rp_lb_state prop;
+
+		if (r && r->state_len == sizeof(prop)) {
+			__builtin_memcpy(&prop, r->state, sizeof(prop));
+			return rp_lease(ctx, sc, &rev, &prop, sizeof(prop));
+		}
+		/* from a backend: a reply the store may know; never invent one */
+		if (lb_is_backend(ip->saddr, p->l4->source))
+			return rp_lease(ctx, sc, &rev, NULL, 0);
+		rp_stat(RP_DP_pass_not_app);
+		return XDP_PASS;
+	}
+	st = (struct rp_lb_state *)r->state;
+	if (r->state_len != sizeof(*st) || st->dir != RP_LB_REV) {
+		rp_stat(RP_DP_lb_no_mapping);
+		return XDP_DROP;
+	}
+	return lb_apply(ctx, sc, p, &rev, r, true);
+}
+
+SEC("xdp")
+int rp_app_lb(struct xdp_md *ctx)
+{
+	struct rp_pkt p;
+	struct rp_scratch *sc = rp_app_begin(ctx, &p);
+
+	if (!sc)
+		return XDP_DROP;
+	if (p.ip->daddr == cfg_lb_vip && p.l4->dest == cfg_lb_vport)
+		return lb_forward(ctx, sc, &p);
+	return lb_reply(ctx, sc, &p);
+}
+
+#endif /* __RP_APP_LB_H */
