@@ -456,6 +456,25 @@ static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 }
 
 /*
+ * A revoke of a flow this switch has no entry for: its grant may still be
+ * on the way.  An entry that holds nothing records the holding as given up.
+ */
+static __always_inline bool rp_remember_revoke(const struct rp_flow_key *key, __u32 epoch,
+					       __u16 gen)
+{
+	struct rp_scratch *sc = rp_scratch();
+
+	if (!sc)
+		return false;
+	__builtin_memset(&sc->flow, 0, sizeof(sc->flow));
+	sc->flow.gone_epoch = epoch;
+	sc->flow.gen = gen;
+	sc->flow.store = rp_store_of(key);
+	bpf_map_update_elem(&flows, key, &sc->flow, BPF_NOEXIST);
+	return false;
+}
+
+/*
  * Drops the flow's lease when the message is about the holding this switch
  * has.  A REVOKE (`gone`) names the holding the store wants back: the switch
  * gives up that one or any earlier one it might still hold, records it as
@@ -466,22 +485,40 @@ static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 static __always_inline bool rp_drop_lease(struct rp_msg *msg, bool gone)
 {
 	__u16 gen = bpf_ntohs(msg->hdr.gen);
+	__u32 epoch = bpf_ntohl(msg->hdr.epoch);
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
+	bool held;
 
 	__builtin_memcpy(&key, &msg->key, sizeof(key));
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch))
-		return false;
-	if (gone ? rp_gen_after(f->gen, gen) : f->gen != gen)
-		return false;	/* about another holding: a later one, or not ours */
-	if (gone) {
-		f->gone_epoch = f->epoch;
-		f->gen = gen;
+	if (!gone) {
+		if (!f || !f->epoch || f->epoch != epoch || f->gen != gen)
+			return false;	/* about another holding, or not ours */
+		f->epoch = 0;	/* kept as a hint of the state: the next packet asks again */
+		f->until_ns = bpf_ktime_get_ns();
+		return true;
 	}
-	f->epoch = 0;	/* kept as a hint of the state: the next packet asks again */
-	f->until_ns = bpf_ktime_get_ns();
-	return true;
+	if (!f)
+		return rp_remember_revoke(&key, epoch, gen);
+	if (f->epoch == epoch && rp_gen_after(f->gen, gen))
+		return false;	/* about an earlier holding: this one stays */
+	if (!f->epoch && f->gone_epoch == epoch && !rp_gen_after(gen, f->gen))
+		return false;	/* given up already */
+	/*
+	 * Given up, whether held or not: in a chain the head sends the revoke
+	 * and the tail the grant, so a revoke can overtake the grant of the
+	 * very holding it names (or of a session epoch this switch has not
+	 * heard of yet).  Remembered, that grant is refused when it comes.
+	 * The model found this (docs/MODEL.md).
+	 */
+	held = f->epoch == epoch;
+	if (f->epoch)
+		f->until_ns = bpf_ktime_get_ns();
+	f->gone_epoch = epoch;
+	f->gen = gen;
+	f->epoch = 0;
+	return held;
 }
 
 /* Which REJECTs mean this switch is out of step and must give the lease up. */

@@ -191,12 +191,22 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 {
 	__u16 store = rp_store_of(key);
 	struct rp_dp_session *sess = rp_session(store);
+	struct rp_dp_flow *f;
+	__u16 gone = 0;
 
 	if (!rp_session_live(sess)) {
 		rp_stat(RP_DP_drop_no_session);
 		return XDP_DROP;
 	}
-	return rp_request(ctx, sc, RP_MSG_LEASE_REQ, key, proposal, len, 0, store, sess->epoch, 0);
+	/*
+	 * The request names the holding this switch gave up in this session:
+	 * only such a request can stand for a revoke-ack that was lost.
+	 */
+	f = bpf_map_lookup_elem(&flows, key);
+	if (f && !f->epoch && f->gone_epoch == sess->epoch)
+		gone = f->gen;
+	return rp_request(ctx, sc, RP_MSG_LEASE_REQ, key, proposal, len, 0, store, sess->epoch,
+			  gone);
 }
 
 /*

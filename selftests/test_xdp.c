@@ -657,6 +657,60 @@ Test(xdp, revoke_gives_the_lease_up_and_is_acked_in_place)
 	cr_assert_eq(fx_stat(RP_DP_revoke_unknown), 1);
 }
 
+/*
+ * In a chain the head sends revokes and the tail grants: a revoke can reach
+ * the switch before the grant of the holding it names.  The holding is
+ * given up all the same, its grant refused when it comes, and the next
+ * request names it (the store takes that as the revoke's ack if the ack was
+ * lost).  The model found this (docs/MODEL.md).
+ */
+Test(xdp, a_revoke_that_overtakes_its_grant_gives_the_holding_up)
+{
+	struct rp_nat_state st = { .addr = htonl(FX_EXT), .port = htons(20090), .dir = RP_NAT_FWD };
+	uint8_t msg[2048], syn[128];
+	struct rp_flow_key fwd;
+	struct rp_msg_view req;
+	struct rp_dp_flow f;
+	struct fx_out out;
+	size_t len, syn_len;
+
+	fx_key(&fwd, IPPROTO_TCP, FX_CLIENT, 40500, FX_SERVER, 80);
+	/* revoked before this switch heard it was granted: no entry yet */
+	len = store_msg(msg, FX_STORE, RP_MSG_REVOKE, &fwd, 0, FX_EPOCH, NULL, 0, NULL, 0);
+	set_gen(msg, 3);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_TX, "acked");
+	cr_assert_eq(fx_stat(RP_DP_revoke_unknown), 1);
+	cr_assert(fx_flow(&fwd, &f), "the given-up holding is remembered");
+	cr_assert_eq(f.epoch, 0);
+	cr_assert_eq(f.gone_epoch, FX_EPOCH);
+	cr_assert_eq(f.gen, 3);
+
+	/* the grant of that holding arrives: refused */
+	len = store_msg(msg, FX_STORE, RP_MSG_GRANT, &fwd, 0, FX_EPOCH, &st, sizeof(st), NULL, 0);
+	set_gen(msg, 3);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert_eq(fx_stat(RP_DP_drop_stale_grant), 1);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.epoch, 0, "not held");
+
+	/* the next packet asks again, naming the holding it gave up */
+	syn_len = fx_tcp(syn, fx_mac_int, fx_mac_client, FX_CLIENT, 40500, FX_SERVER, 80, FX_SYN, 0);
+	fx_run(syn, syn_len, fx.ifindex_int, &out);
+	fx_decode_request(&out, &req);
+	cr_assert_eq(req.type, RP_MSG_LEASE_REQ);
+	cr_assert_eq(req.gen, 3);
+
+	/* a later holding's grant is taken */
+	len = store_msg(msg, FX_STORE, RP_MSG_GRANT, &fwd, 0, FX_EPOCH, &st, sizeof(st), NULL, 0);
+	set_gen(msg, 4);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.epoch, FX_EPOCH, "held");
+	cr_assert_eq(f.gen, 4);
+}
+
 Test(xdp, no_live_session_means_no_processing)
 {
 	struct rp_dp_session sess = { .epoch = FX_EPOCH, .expiry_ns = 1 };	/* lapsed */
