@@ -408,6 +408,7 @@ control RpIngress(inout rp_headers_t hdr,
         md.rank_in = hdr.rp_hdr.gen ++ 16w0x4000;
         md.held32 = hdr.rp_hdr.gen ++ 16w0x8000;
         md.gone32 = hdr.rp_hdr.gen ++ 16w0xc000;
+        md.take32 = hdr.rp_hdr.gen ++ 16w0x8000;
     }
 
     /* A GRANT/MIGRATE's state: the NAT's 8 bytes; any other size maps nothing (dir 0). */
@@ -561,8 +562,18 @@ control RpIngress(inout rp_headers_t hdr,
                     msg_key();
                     md.op = RP_OP_ACK;
                 } else if (md.msg_class == RP_MC_REVOKE) {
+                    /*
+                     * Given up, held or not: a slot of another key is
+                     * claimed for the record (the revoke's epoch, generation,
+                     * GONE), its state cleared, so that the grant the revoke
+                     * overtook is refused (flows.p4).
+                     */
                     msg_key();
                     md.op = RP_OP_REVOKE;
+                    md.take32 = md.gone32;
+                    install_no_state();
+                    md.st_flags = 0;
+                    md.msg_seq = 0;
                 } else if (md.msg_class == RP_MC_REJECT) {
                     msg_key();
                     if (hdr.rp_hdr.reason == RP_REJ_NOT_OWNER ||
@@ -724,6 +735,10 @@ control RpIngress(inout rp_headers_t hdr,
                     md.st_outcome = RP_ST_revoke;
                 } else {
                     md.st_outcome = RP_ST_revoke_unknown;   /* acked all the same */
+                    if (!md.same_key && md.lease_rv != RP_LEASE_NONE &&
+                        (md.lease_rv & RP_ST_MASK) == RP_ST_HELD) {
+                        md.st_note = RP_ST_slot_evict;      /* the record took its slot */
+                    }
                 }
                 if ((hdr.rp_hdr.flags & RP_F_PKT) == 0) {
                     answer_revoke();

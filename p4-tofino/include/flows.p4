@@ -16,11 +16,26 @@
  * find the key), so pushing out costs a retransmission, never a wrong packet;
  * rp_tofino.py --status shows the count (slot_evict).
  *
+ * A REVOKE takes its key's slot the same way when the slot holds another key
+ * (or none): in a chain the head sends revokes and the tail grants, so a
+ * revoke can reach the switch before the grant of the very holding it names
+ * (or name a session epoch the switch has not learned yet).  The slot then
+ * records that holding as given up (the revoke's epoch, its generation,
+ * GONE) with the NAT state, flags and sequence numbers cleared, as
+ * rp_remember_revoke makes an entry that holds nothing: the grant, arriving
+ * late, finds the key and is refused, and the flow's next LEASE_REQ names the
+ * given-up generation in `gen` (the store takes that request for the
+ * revoke's ack if the ack was lost).  The key is written in the revoke's own
+ * pass, by the same claiming RegisterActions a grant uses (each compares and
+ * writes in one access), so no recirculation pass is needed for it.  A slot
+ * that holds the key is not claimed: its holding is judged by the revoke
+ * rules below, and a later holding of the same epoch stays.
+ *
  * Every register is accessed once per pass, through the RegisterAction the
  * pass's operation (md.op) selects, in this order, each step's result
  * deciding the next:
  *
- *   r_kaddr, r_kport   the key: compared; a GRANT/MIGRATE writes it
+ *   r_kaddr, r_kport   the key: compared; a GRANT/MIGRATE or REVOKE writes it
  *   r_lease            lo: epoch of the slot's last holding; hi: its lease
  *                      generation, 2 status bits, 14 zero bits
  *   r_nat_addr, r_nat_pd, r_flags, r_closing, r_acked, r_seq
@@ -57,6 +72,7 @@ const bit<8> RP_MODE_NONE = 0;
 const bit<8> RP_MODE_FRESH = 1;     /* installed */
 const bit<8> RP_MODE_REGRANT = 2;   /* the holding this switch has: local state kept */
 const bit<8> RP_MODE_STALE = 3;     /* a grant of a holding given up, or earlier than ours */
+const bit<8> RP_MODE_CLAIMED = 4;   /* a REVOKE took another key's slot: its state is cleared */
 
 /*
  * The key's hash and chain.  The hash is CRC-32 (zlib's) of the key exactly
@@ -228,7 +244,12 @@ control RpFlows(inout rp_ig_md_t md)
         }
     };
 
-    /* GRANT/MIGRATE of another key: the slot changes hands; the old occupant's rank comes back */
+    /*
+     * GRANT/MIGRATE or REVOKE of another key: the slot changes hands, to the
+     * holding take32 names (held32 for a grant, gone32 for a revoke: one
+     * RegisterAction for both, as a register's stateful ALU has few
+     * instruction slots); the old occupant's rank comes back.
+     */
     RegisterAction<rp_pair_t, rp_slot_t, bit<32>>(r_lease) lease_take = {
         void apply(inout rp_pair_t value, out bit<32> rv) {
             if (value.lo == md.msg_epoch) {
@@ -237,23 +258,31 @@ control RpFlows(inout rp_ig_md_t md)
                 rv = RP_LEASE_NONE;
             }
             value.lo = md.msg_epoch;
-            value.hi = md.held32;
+            value.hi = md.take32;
         }
     };
 
     /*
-     * REVOKE: give up the holding of this session named, or any earlier one
-     * (the generation held is not after the revoked one), and remember it as
-     * GONE so that its grant, arriving late, is refused.  The old rank comes
-     * back (NONE when nothing changed), which says whether it was held.
+     * REVOKE of the key the slot holds: give up the holding named, held or
+     * not, and remember it as GONE so that its grant, arriving late, is
+     * refused (rp_drop_lease).  Of the revoke's epoch, the slot's holding is
+     * given up when it is not after the revoked one; a later generation
+     * stays.  Of another epoch (an older session's holding, or a revoke of a
+     * session the switch has not learned yet), the revoke's holding replaces
+     * it.  The old rank comes back when the slot held the revoke's epoch and
+     * was given up (NONE otherwise), which says whether it was held.
      */
     RegisterAction<rp_pair_t, rp_slot_t, bit<32>>(r_lease) lease_revoke = {
         void apply(inout rp_pair_t value, out bit<32> rv) {
             if (value.lo == md.msg_epoch && (int<32>)(md.gone32 - value.hi) >= 0) {
                 rv = value.hi;
                 value.hi = md.gone32;
-            } else {
+            } else if (value.lo != md.msg_epoch) {
                 rv = RP_LEASE_NONE;
+                value.lo = md.msg_epoch;
+                value.hi = md.gone32;
+            } else {
+                rv = RP_LEASE_NONE;                         /* a later holding: it stays */
             }
         }
     };
@@ -378,9 +407,17 @@ control RpFlows(inout rp_ig_md_t md)
         k_proto = (bit<32>)md.k_proto;
     }
 
+    /* the slot's state is written: a grant installed, or a revoke's claim cleared it */
+    bool fill;
+
     apply {
         key_words();
-        if (md.op == RP_OP_INSTALL) {
+        /*
+         * A GRANT/MIGRATE and a REVOKE claim the slot: the key is written
+         * whatever held it (the same key, when it did), and whether it was
+         * this key comes back from the same access.
+         */
+        if (md.op == RP_OP_INSTALL || md.op == RP_OP_REVOKE) {
             md.kaddr_hit = kaddr_claim.execute(md.slot);
             md.kport_hit = kport_claim.execute(md.slot);
         } else if (md.op != RP_OP_NONE) {
@@ -407,6 +444,8 @@ control RpFlows(inout rp_ig_md_t md)
         } else if (md.op == RP_OP_REVOKE) {
             if (md.same_key) {
                 md.lease_rv = lease_revoke.execute(md.slot);
+            } else {
+                md.lease_rv = lease_take.execute(md.slot);  /* take32 = gone32 */
             }
         } else if (md.op == RP_OP_REJECT_DROP) {
             if (md.same_key) {
@@ -418,6 +457,16 @@ control RpFlows(inout rp_ig_md_t md)
             md.held = md.same_key && md.sess_epoch != 0 &&
                       (md.lease_rv & RP_ST_MASK) == RP_ST_HELD;
             md.gen = md.lease_rv[31:16];
+            /*
+             * A holding of the live session given up by a revoke: a lease
+             * request names its generation (rp_lease), else 0.
+             */
+            if (md.same_key && md.lease_rv != RP_LEASE_NONE &&
+                (md.lease_rv & RP_ST_MASK) == RP_ST_GONE) {
+                md.gone_gen = md.lease_rv[31:16];
+            } else {
+                md.gone_gen = 0;
+            }
         } else if (md.op == RP_OP_INSTALL) {
             if (!md.same_key || md.lease_rv == RP_LEASE_FRESH) {
                 md.mode = RP_MODE_FRESH;
@@ -426,7 +475,12 @@ control RpFlows(inout rp_ig_md_t md)
             } else {
                 md.mode = RP_MODE_STALE;
             }
+        } else if (md.op == RP_OP_REVOKE) {
+            if (!md.same_key) {
+                md.mode = RP_MODE_CLAIMED;  /* st_* and msg_seq are zero (redplane.p4) */
+            }
         }
+        fill = md.mode == RP_MODE_FRESH || md.mode == RP_MODE_CLAIMED;
 
         /* ---- NAT state ---- */
         if (md.op == RP_OP_DATA) {
@@ -434,7 +488,7 @@ control RpFlows(inout rp_ig_md_t md)
                 md.nat_addr = nat_addr_read.execute(md.slot);
                 md.nat_pd = nat_pd_read.execute(md.slot);
             }
-        } else if (md.mode == RP_MODE_FRESH) {
+        } else if (fill) {
             nat_addr_write.execute(md.slot);
             nat_pd_write.execute(md.slot);
         }
@@ -454,7 +508,7 @@ control RpFlows(inout rp_ig_md_t md)
                     md.flags = flags_read.execute(md.slot);
                 }
             }
-        } else if (md.mode == RP_MODE_FRESH) {
+        } else if (fill) {
             flags_write.execute(md.slot);
         }
 
@@ -469,7 +523,7 @@ control RpFlows(inout rp_ig_md_t md)
                 md.closing = closing_read.execute(md.slot);
             }
             md.new_bits = md.close_bits & ~md.closing;
-        } else if (md.mode == RP_MODE_FRESH) {
+        } else if (fill) {
             closing_write.execute(md.slot);
         }
 
@@ -484,7 +538,7 @@ control RpFlows(inout rp_ig_md_t md)
             if (md.owned == 1) {
                 md.unacked = acked_covers.execute(md.slot);
             }
-        } else if (md.mode == RP_MODE_FRESH) {
+        } else if (fill) {
             acked_write.execute(md.slot);
         }
 
@@ -502,7 +556,7 @@ control RpFlows(inout rp_ig_md_t md)
             if (md.same_key) {
                 md.seq = seq_read.execute(md.slot);
             }
-        } else if (md.mode == RP_MODE_FRESH) {
+        } else if (fill) {
             seq_write.execute(md.slot);
         }
     }

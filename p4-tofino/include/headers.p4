@@ -305,12 +305,14 @@ struct rp_ig_md_t {
     bit<32>     rank_in;            /* gen ++ 0b01 ++ 0: a grant's rank (flows.p4) */
     bit<32>     held32;             /* gen ++ HELD */
     bit<32>     gone32;             /* gen ++ GONE */
+    bit<32>     take32;             /* what a claimed slot gets: held32 (grant), gone32 (revoke) */
     bit<1>      kaddr_hit;
     bit<1>      kport_hit;
     bool        same_key;
     bit<32>     lease_rv;
     bool        held;
     bit<16>     gen;
+    bit<16>     gone_gen;           /* data: the generation given up in the live session, or 0 */
     bit<1>      owned;              /* ACK/RTX: the holding the message names is held */
     bit<1>      advanced;           /* ACK: newer than the newest acked */
     bit<1>      unacked;            /* RTX: not yet covered by an ACK */

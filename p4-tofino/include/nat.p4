@@ -206,7 +206,8 @@ control RpNat(inout rp_headers_t hdr, inout rp_ig_md_t md)
         request(RP_MSG_LEASE_REQ, flags);
         hdr.rp_hdr.seq = 0;
         hdr.rp_hdr.epoch = md.sess_epoch;
-        hdr.rp_hdr.gen = 0;
+        /* the holding given up in this session, if any: it stands for a lost revoke-ack */
+        hdr.rp_hdr.gen = md.gone_gen;
         hdr.rp_state.addr = 0;
         hdr.rp_state.port = 0;
         hdr.rp_state.dir = 0;

@@ -54,7 +54,7 @@ const bit<8> RP_ST_fwd_drop = 37;	/* no route (blackhole, unreachable) */
 const bit<8> RP_ST_drop_ttl = 38;	/* TTL expired */
 const bit<8> RP_ST_drop_tail_call = 39;	/* a tail call failed; never on Tofino (no tail calls) */
 /* Tofino only */
-const bit<8> RP_ST_slot_evict = 40;	/* a grant took a slot held by another flow (hash collision) */
+const bit<8> RP_ST_slot_evict = 40;	/* a grant (or a revoke's record) took a slot held by another flow (hash collision) */
 const bit<8> RP_ST_steered = 41;	/* handed to the state pipe by another pipe */
 const bit<8> RP_ST_recirc = 42;	/* sent round for another pass (echoed frames, reverse-key lookups) */
 const bit<8> RP_ST_cpu_send = 43;	/* frames the control plane sent (heartbeats) */

@@ -46,7 +46,7 @@ RECIRC_PORT = 68
 MIRROR_SESSION = 1
 UNIT_NS = 1024
 RP_CPU_OP_SEND, RP_CPU_HB_ACK, RP_CPU_NOT_HEAD, RP_CPU_NOT_IPV4 = 0x01, 0x81, 0x82, 0x83
-ST_HELD, ST_MASK = 0x8000, 0xc000
+ST_HELD, ST_GONE, ST_MASK = 0x8000, 0xc000, 0xc000
 LEASE_NONE = 0xffffffff
 
 
@@ -65,6 +65,17 @@ def key(proto, saddr, sport, daddr, dport):
 def slot_of(k):
     """The flow's register index: include/flows.p4's hash of the 40-byte key."""
     return zlib.crc32(bytes(k)) & 0xffff
+
+
+def colliding(k):
+    """Another TCP key of the same slot (another client port and server port)."""
+    b = bytearray(bytes(k))
+    for sport in range(1, 65536):
+        for dport in (81, 82, 83, 84, 85, 86, 87, 88):
+            b[2:6] = sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
+            if (zlib.crc32(bytes(b)) & 0xffff) == slot_of(k) and bytes(b) != bytes(k):
+                return key(k.proto, k.saddr, sport, k.daddr, dport)
+    raise AssertionError("no key collides with %r" % k)
 
 
 def tcp(src, sport, dst, dport, flags="A", dmac=SWITCH_MAC, smac=MAC_CLIENT, payload=16, **ip):
@@ -512,6 +523,90 @@ class RevokeAnsweredWithRevokeAck(RpTest):
         res = testutils.dp_poll(self, device_number=0, port_number=self.STO, timeout=2)
         self.assertTrue(isinstance(res, self.dataplane.PollSuccess))
         self.assertEqual(self.stat("revoke_unknown"), 1)
+
+
+class RevokeThatOvertakesItsGrant(RpTest):
+    """A revoke that overtakes its grant: the grant is refused, and the next request names
+    the given-up generation (selftests/test_xdp.c, a_revoke_that_overtakes_its_grant...)."""
+
+    def revoke(self, k, gen, seq=0):
+        testutils.send_packet(self, self.STO, self.store_msg(STORE, PROTO.RP_MSG_REVOKE, k,
+                                                             seq=seq, gen=gen))
+        res = testutils.dp_poll(self, device_number=0, port_number=self.STO, timeout=2)
+        self.assertTrue(isinstance(res, self.dataplane.PollSuccess), "no REVOKE_ACK")
+        m = PROTO.decode(bytes(Ether(res.packet)[UDP].payload))
+        self.assertEqual(m["msg_type"], PROTO.RP_MSG_REVOKE_ACK)
+        self.assertEqual((m["epoch"], m["gen"]), (EPOCH, gen), "the ack names the holding")
+
+    def runTest(self):
+        fwd = key(6, CLIENT, 40600, SERVER, 80)
+        st = RpNatState(addr=EXT, port=30096, dir=PROTO.RP_NAT_FWD)
+        # another flow holds the slot: the revoke's record takes it, as a grant would
+        other = colliding(fwd)
+        self.hold(other, EXT, 30097, PROTO.RP_NAT_FWD)
+        self.assertTrue(self.flow(other)["held"])
+
+        # 1. revoked before this switch heard it was granted: acked, and remembered
+        self.revoke(fwd, gen=3, seq=7)
+        self.assertEqual(self.stat("revoke_unknown"), 1)
+        self.assertEqual(self.stat("revoke"), 0)
+        self.assertEqual(self.stat("slot_evict"), 1, "the other flow was pushed out")
+        f = self.flow(fwd)
+        self.assertEqual(f["saddr"], ip2int(CLIENT), "the slot is the revoked flow's")
+        self.assertEqual((f["epoch"], f["gen"], f["status"]), (EPOCH, 3, ST_GONE),
+                         "the given-up holding is recorded")
+        self.assertFalse(f["held"])
+        self.assertEqual((f["nat_addr"], f["nat_pd"], f["flags"], f["closing"]), (0, 0, 0, 0),
+                         "the other flow's state is not taken for this one's")
+        testutils.verify_no_other_packets(self, timeout=1)
+
+        # 2. the grant of that holding arrives: refused, with its packet
+        syn = tcp(CLIENT, 40600, SERVER, 80, flags="S")
+        testutils.send_packet(self, self.STO, self.store_msg(
+            STORE, PROTO.RP_MSG_GRANT, fwd, seq=7, gen=3, state=st, pkt=syn))
+        testutils.verify_no_other_packets(self, timeout=1)
+        self.assertEqual(self.stat("drop_stale_grant"), 1)
+        f = self.flow(fwd)
+        self.assertFalse(f["held"], "not held: another switch may have it now")
+        self.assertEqual((f["gen"], f["status"]), (3, ST_GONE))
+        # an earlier holding's grant is refused as well
+        testutils.send_packet(self, self.STO, self.store_msg(
+            STORE, PROTO.RP_MSG_GRANT, fwd, seq=7, gen=2, state=st))
+        testutils.verify_no_other_packets(self, timeout=1)
+        self.assertEqual(self.stat("drop_stale_grant"), 2)
+
+        # 3. the next packet asks again, naming the holding it gave up
+        testutils.send_packet(self, self.INT, syn)
+        h, k, _, inner = self.expect_request()
+        self.assertEqual(h.msg_type, PROTO.RP_MSG_LEASE_REQ)
+        self.assertEqual(bytes(k), bytes(fwd))
+        self.assertEqual((h.epoch, h.gen), (EPOCH, 3), "gen: the given-up generation")
+        self.assertEqual(inner, bytes(syn))
+
+        # 4. a later holding's grant is taken
+        testutils.send_packet(self, self.STO, self.store_msg(
+            STORE, PROTO.RP_MSG_GRANT, fwd, seq=7, gen=4, state=st))
+        testutils.verify_no_other_packets(self, timeout=1)
+        self.assertEqual(self.stat("grant"), 1)
+        f = self.flow(fwd)
+        self.assertTrue(f["held"])
+        self.assertEqual((f["epoch"], f["gen"]), (EPOCH, 4))
+        self.assertEqual(f["nat_pd"] & 0xff, PROTO.RP_NAT_FWD)
+
+        # 5. a late copy of the earlier revoke leaves the later holding alone
+        self.revoke(fwd, gen=3, seq=7)
+        f = self.flow(fwd)
+        self.assertTrue(f["held"], "a later holding stays")
+        self.assertEqual(f["gen"], 4)
+        self.assertEqual(self.stat("revoke_unknown"), 2)
+
+        # 6. the other flow, pushed out, asks again with no generation given up
+        testutils.send_packet(self, self.INT, tcp(CLIENT, other.sport, SERVER, other.dport))
+        h, k, _, _ = self.expect_request()
+        self.assertEqual(h.msg_type, PROTO.RP_MSG_LEASE_REQ)
+        self.assertEqual(bytes(k), bytes(other))
+        self.assertEqual(h.gen, 0, "it gave nothing up")
+        testutils.verify_no_other_packets(self, timeout=1)
 
 
 class MessagesFromUnknownSourceDropped(RpTest):
