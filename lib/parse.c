@@ -27,8 +27,8 @@ int rp_parse_u32(const char *prog, const char *opt, const char *s, unsigned long
 	return 0;
 }
 
-/* The `len` bytes at s: A.B.C.D:PORT, port not 0 (a store listens on one). */
-static int parse_replica(const char *prog, const char *s, size_t len, struct sockaddr_in *out)
+int rp_parse_endpoint(const char *prog, const char *what, const char *s, size_t len,
+		      struct sockaddr_in *out)
 {
 	char tok[RP_ADDRSTRLEN];
 	struct rp_sockaddr a;
@@ -42,7 +42,7 @@ static int parse_replica(const char *prog, const char *s, size_t len, struct soc
 			return 0;
 		}
 	}
-	pr_warn("%s: invalid store address '%.*s': expected A.B.C.D:PORT\n", prog, (int)len, s);
+	pr_warn("%s: invalid %s '%.*s': expected A.B.C.D:PORT\n", prog, what, (int)len, s);
 	return -EINVAL;
 }
 
@@ -82,7 +82,7 @@ int rp_parse_store_chains(const char *prog, const char *opt, const char *list,
 				list, RP_MAX_REPLICAS);
 			return -EINVAL;
 		}
-		if (parse_replica(prog, p, len, &r))
+		if (rp_parse_endpoint(prog, "store address", p, len, &r))
 			return -EINVAL;
 		if (listed(chains, (unsigned int)(c - chains) + 1, &r)) {
 			pr_warn("%s: invalid %s '%s': store address '%.*s' listed twice\n", prog,

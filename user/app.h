@@ -52,8 +52,6 @@ const char *rp_app_names(void);
 
 /* A.B.C.D/LEN for option `opt`: 0, or -EINVAL after saying why. */
 int rp_parse_prefix(const char *opt, const char *s, struct in_addr *net, struct in_addr *mask);
-/* A.B.C.D:PORT (port 1-65535) for option `opt`. */
-int rp_parse_addr_port(const char *opt, const char *s, size_t len, struct sockaddr_in *out);
 
 /* The applications' settings, in struct rp_load_cfg. */
 struct rp_nat_cfg {

@@ -7,6 +7,7 @@
 
 #include "agent.h"
 #include "redplane/log.h"
+#include "redplane/parse.h"
 #include "redplane.skel.h"
 
 enum {
@@ -36,7 +37,7 @@ static int parse_backends(const char *opt, const char *arg, struct sockaddr_in *
 				opt, arg, RP_LB_MAX_BACKENDS);
 			return -EINVAL;
 		}
-		if (rp_parse_addr_port(opt, p, len, &list[*n]))
+		if (rp_parse_endpoint("rp-load", opt, p, len, &list[*n]))
 			return -EINVAL;
 		for (unsigned int i = 0; i < *n; i++)
 			if (list[i].sin_addr.s_addr == list[*n].sin_addr.s_addr &&
@@ -59,7 +60,7 @@ static int lb_parse(struct rp_load_cfg *cfg, int opt, const char *arg)
 	switch (opt) {
 	case OPT_LB_VIP:
 		lb->have_vip = true;
-		return rp_parse_addr_port("--lb-vip", arg, strlen(arg), &lb->vip);
+		return rp_parse_endpoint("rp-load", "--lb-vip", arg, strlen(arg), &lb->vip);
 	case OPT_LB_BACKENDS:
 		if (lb->nbackends) {
 			pr_warn("rp-load: --lb-backends given twice\n");

@@ -61,20 +61,3 @@ int rp_parse_prefix(const char *opt, const char *s, struct in_addr *net, struct 
 	return 0;
 }
 
-int rp_parse_addr_port(const char *opt, const char *s, size_t len, struct sockaddr_in *out)
-{
-	char tok[RP_ADDRSTRLEN];
-	struct rp_sockaddr a;
-
-	if (len < sizeof(tok)) {
-		memcpy(tok, s, len);
-		tok[len] = '\0';
-		if (!rp_addr_parse(tok, &a) && a.ss.ss_family == AF_INET &&
-		    ((struct sockaddr_in *)&a.ss)->sin_port) {
-			memcpy(out, &a.ss, sizeof(*out));
-			return 0;
-		}
-	}
-	pr_warn("rp-load: invalid %s '%.*s': expected A.B.C.D:PORT\n", opt, (int)len, s);
-	return -EINVAL;
-}
