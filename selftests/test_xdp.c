@@ -14,8 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <zlib.h>
-
 #include "xdp_fixture.h"
 /* after the fixture: the skeleton uses the types of redplane/dp.h */
 #include "redplane.skel.h"
@@ -1130,35 +1128,4 @@ Test(xdp_chains, a_chains_writes_go_to_its_own_head_and_follow_it)
 	cr_assert_eq(req.type, RP_MSG_WRITE);
 	cr_assert_eq(req.seq, 2);
 	cr_assert_eq(fx_stat(RP_DP_write_req), 2);
-}
-
-/*
- * A flow's chain is zlib's CRC-32 of its 40 key bytes, high 16 bits scaled
- * to the chains: the function the Tofino program computes too
- * (p4-tofino/include/flows.p4), so both kinds of switch agree.
- */
-Test(xdp_chains, a_flows_chain_is_the_crc32_of_its_key_as_on_tofino)
-{
-	unsigned int per_chain[2] = { 0 };
-	struct rp_msg_view req;
-	struct rp_flow_key key;
-	struct fx_out out;
-	uint8_t syn[128];
-
-	for (uint16_t port = 41000; port < 41064; port++) {
-		size_t len = fx_tcp(syn, fx_mac_int, fx_mac_client, FX_CLIENT, port, FX_SERVER, 80,
-				    FX_SYN, 0);
-		uint32_t crc;
-		unsigned int chain;
-
-		fx_key(&key, IPPROTO_TCP, FX_CLIENT, port, FX_SERVER, 80);
-		crc = (uint32_t)crc32(0, (const Bytef *)&key, sizeof(key));
-		chain = ((crc >> 16) * 2) >> 16;
-		fx_run(syn, len, fx.ifindex_int, &out);
-		fx_decode_request_to(&out, chain ? FX_CHAIN1 : FX_STORE, &req);
-		cr_assert_eq(req.type, RP_MSG_LEASE_REQ);
-		per_chain[chain]++;
-	}
-	cr_assert(per_chain[0] > 8 && per_chain[1] > 8, "both chains get flows: %u and %u",
-		  per_chain[0], per_chain[1]);
 }
