@@ -909,12 +909,7 @@ static char lease_arg[16] = "200";
 
 static void failover_topo(const char *const *app_args)
 {
-	const char *l = getenv("RP_TEST_LEASE_MS"), *k = getenv("RP_TEST_TIME_SCALE");
-
-	if (l && atoi(l) >= 10)
-		lease_ms = (unsigned int)atoi(l);
-	if (k && atoi(k) >= 1)
-		time_scale = (unsigned int)atoi(k);
+	topo_timing(&lease_ms, &time_scale);
 	snprintf(lease_arg, sizeof(lease_arg), "%u", lease_ms);
 	topo_up(2, lease_arg);
 	topo.app_args = app_args;

@@ -25,11 +25,19 @@ static const char *const replica_args[] = { "--failure-timeout-ms", "800", "--le
 					    NULL };
 static const char *const switch_args[] = { "--lease-ms", "200", "--max-tries", "12", NULL };
 
-static void up(void)
+static void skip_under_emulation(void)
 {
-	if (getenv("RP_TEST_TIME_SCALE") && atoi(getenv("RP_TEST_TIME_SCALE")) > 1)
+	unsigned int lease_ms = 200, time_scale = 1;
+
+	topo_timing(&lease_ms, &time_scale);
+	if (time_scale > 1)
 		cr_skip_test("ZooKeeper's JVM under software emulation takes minutes to start: "
 			     "the chain tests run on the host (make test)");
+}
+
+static void up(void)
+{
+	skip_under_emulation();
 	topo_up_chain(2, 3, replica_args);
 	topo_switch(0, switch_args);
 	topo_switch(1, switch_args);
@@ -225,9 +233,7 @@ static void up_two(void)
 {
 	static const char *const chains[] = { "a", "a", "b" };
 
-	if (getenv("RP_TEST_TIME_SCALE") && atoi(getenv("RP_TEST_TIME_SCALE")) > 1)
-		cr_skip_test("ZooKeeper's JVM under software emulation takes minutes to start: "
-			     "the chain tests run on the host (make test)");
+	skip_under_emulation();
 	topo_up_chains(2, 3, replica_args, chains);
 	topo.store_list = "192.0.2.11:4791+192.0.2.12:4791,192.0.2.13:4791";
 	topo_switch(0, switch_args);

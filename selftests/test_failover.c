@@ -33,12 +33,7 @@ static const char *const switch_args[] = { "--lease-ms", lease_arg, NULL };
 
 static void up(void)
 {
-	const char *l = getenv("RP_TEST_LEASE_MS"), *k = getenv("RP_TEST_TIME_SCALE");
-
-	if (l && atoi(l) >= 10)
-		lease_ms = (unsigned int)atoi(l);
-	if (k && atoi(k) >= 1)
-		time_scale = (unsigned int)atoi(k);
+	topo_timing(&lease_ms, &time_scale);
 	snprintf(lease_arg, sizeof(lease_arg), "%u", lease_ms);
 	topo_up(2, lease_arg);
 	topo_switch(0, switch_args);

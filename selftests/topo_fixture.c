@@ -39,6 +39,16 @@ static void topo_build(unsigned int nswitches)
 	}
 }
 
+void topo_timing(unsigned int *lease_ms, unsigned int *time_scale)
+{
+	const char *l = getenv("RP_TEST_LEASE_MS"), *k = getenv("RP_TEST_TIME_SCALE");
+
+	if (l && atoi(l) >= 10)
+		*lease_ms = (unsigned int)atoi(l);
+	if (k && atoi(k) >= 1)
+		*time_scale = (unsigned int)atoi(k);
+}
+
 void topo_up(unsigned int nswitches, const char *lease_ms)
 {
 	int err;

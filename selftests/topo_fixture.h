@@ -14,6 +14,12 @@ extern struct veth_peer *store_link[RP_TOPO_SWITCHES];
 
 /* Skips without root; builds n switches and starts the store. */
 void topo_up(unsigned int nswitches, const char *lease_ms);
+/*
+ * A slower machine (a software-emulated VM: vmtests/init) sets a longer
+ * lease (RP_TEST_LEASE_MS) and a factor for every duration
+ * (RP_TEST_TIME_SCALE); each is left as it is when unset or out of range.
+ */
+void topo_timing(unsigned int *lease_ms, unsigned int *time_scale);
 void topo_down(void);
 /*
  * Skips without root or ZooKeeper; builds n switches, ZooKeeper and a chain
