@@ -33,7 +33,8 @@ STORE_LIB_SRCS := store/chain.c store/flow_table.c store/lease.c store/session.c
 STORE_SRCS := $(STORE_LIB_SRCS) store/coord.c store/main.c
 
 LOAD_SRCS := user/rp-load.c user/heartbeat.c user/retransmit.c user/status.c \
-	     user/apps.c user/app_nat.c user/app_fw.c user/app_lb.c
+	     user/snapshot.c user/apps.c user/app_nat.c user/app_fw.c user/app_lb.c \
+	     user/app_counter.c user/app_sketch.c
 TEST_SRCS := $(wildcard selftests/*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(OUTPUT)/%.o)

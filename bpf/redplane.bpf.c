@@ -612,11 +612,25 @@ int rp_store_rx(struct xdp_md *ctx)
 		if (rp_reject_drops_lease(msg) && rp_drop_lease(msg, false))
 			rp_stat(RP_DP_reject_lost_lease);
 		return XDP_DROP;	/* the echoed packet is never released */
-	case RP_MSG_REVOKE:
-		rp_stat(rp_drop_lease(msg, true) ? RP_DP_revoke : RP_DP_revoke_unknown);
+	case RP_MSG_REVOKE: {
+		bool held = rp_drop_lease(msg, true);
+
+		rp_stat(held ? RP_DP_revoke : RP_DP_revoke_unknown);
 		if (tail)
 			return XDP_DROP;
+		if (cfg_bounded) {
+			/*
+			 * The flow's newest state is here, not at the store:
+			 * rp-load's socket takes the revoke and acks it with
+			 * the state (user/snapshot.c), each time the store
+			 * asks.  Counting here stopped with the lease, so the
+			 * state it reads is final.
+			 */
+			rp_stat(RP_DP_revoke_to_agent);
+			return XDP_PASS;
+		}
 		return rp_answer_revoke(eth, ip, udp, msg);
+	}
 	}
 	rp_stat(RP_DP_drop_malformed_msg);
 	return XDP_DROP;
@@ -625,6 +639,8 @@ int rp_store_rx(struct xdp_md *ctx)
 #endif /* RP_NO_REPLICATION */
 
 /* the applications: one program each, at the slot of their app id */
+#include "app_counter.h"
 #include "app_fw.h"
 #include "app_lb.h"
 #include "app_nat.h"
+#include "app_sketch.h"

@@ -200,10 +200,11 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 	}
 	/*
 	 * The request names the holding this switch gave up in this session:
-	 * only such a request can stand for a revoke-ack that was lost.
+	 * only such a request can stand for a revoke-ack that was lost.  Not
+	 * in bounded mode, where only rp-load's ack carries the final state.
 	 */
 	f = bpf_map_lookup_elem(&flows, key);
-	if (f && !f->epoch && f->gone_epoch == sess->epoch)
+	if (f && !f->epoch && f->gone_epoch == sess->epoch && !cfg_bounded)
 		gone = f->gen;
 	return rp_request(ctx, sc, RP_MSG_LEASE_REQ, key, proposal, len, 0, store, sess->epoch,
 			  gone);

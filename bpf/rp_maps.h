@@ -14,6 +14,12 @@ const volatile __u8 cfg_app = RP_APP_NAT;
 const volatile __be32 cfg_src_addr;	/* this switch's address toward the stores */
 const volatile __be16 cfg_src_port;	/* rp-load's UDP port: requests leave from it */
 const volatile __u32 cfg_nstores = 1;	/* store chains; flows hash to one */
+/*
+ * The consistency mode (rp-load --mode): 0, linearizable, every change a
+ * write released by its ACK; 1, bounded inconsistency, changes kept here and
+ * snapshotted by rp-load every --snapshot-ms.
+ */
+const volatile __u8 cfg_bounded;
 /* every replica of every chain: the sources store messages may come from */
 const volatile __u32 cfg_nreplicas;
 const volatile struct rp_dp_replica cfg_replicas[RP_MAX_STORES * RP_MAX_REPLICAS];

@@ -1296,7 +1296,20 @@ Test(apps_cli, bad_apps_rules_and_backends_are_refused_saying_why)
 		const char *const *args;
 		const char *msg;
 	} bad[] = {
-		{ CLI("--app", "dns"), "unknown --app 'dns' (this version has: nat, fw, lb)" },
+		{ CLI("--app", "dns"),
+		  "unknown --app 'dns' (this version has: nat, fw, lb, counter, sketch)" },
+		{ CLI("--app", "nat", "--nat-int", "10.1.0.0/24", "--nat-ext", "203.0.113.1",
+		      "--mode", "bounded"),
+		  "--app nat runs linearizable mode only" },
+		{ CLI("--app", "sketch", "--mode", "linearizable"), "--app sketch runs bounded mode only" },
+		{ CLI("--app", "counter", "--mode", "eventual"),
+		  "invalid --mode 'eventual': expected linearizable or bounded" },
+		{ CLI("--app", "counter", "--mode", "linearizable", "--snapshot-ms", "10"),
+		  "--snapshot-ms applies to --mode bounded only" },
+		{ CLI("--app", "counter", "--snapshot-ms", "0"), "invalid --snapshot-ms '0'" },
+		{ CLI("--app", "sketch", "--sketch-threshold", "0"), "invalid --sketch-threshold '0'" },
+		{ CLI("--app", "counter", "--sketch-id", "2"),
+		  "--sketch-id is an option of --app sketch, not of --app counter" },
 		{ CLI("--app", "nat", "--nat-int", "10.1.0.0/24", "--nat-ext", "203.0.113.1",
 		      "--fw-int", "10.0.0.0/8"),
 		  "--fw-int is an option of --app fw, not of --app nat" },
@@ -1351,7 +1364,10 @@ Test(apps_cli, help_lists_every_application_and_its_options)
 	char out[8192];
 
 	cr_assert_eq(run_rp_load(args, out, sizeof(out)), 0);
-	for (const char *const *w = (const char *const[]){ "nat:", "fw:", "lb:", "--nat-int",
+	for (const char *const *w = (const char *const[]){ "nat:", "fw:", "lb:", "counter:",
+							     "sketch:", "--mode", "--snapshot-ms",
+							     "--sketch-id", "--sketch-threshold",
+							     "--nat-int",
 							     "--fw-allow", "--fw-rules",
 							     "--fw-udp-idle-ms", "--lb-vip",
 							     "--lb-backends", "--lb-drain", NULL };

@@ -131,9 +131,9 @@ static void set_lb(void)
 	}
 }
 
-static void load(unsigned int nstores, uint8_t app)
+static void load(unsigned int nstores, uint8_t app, bool bounded)
 {
-	struct bpf_program *app_prog;
+	struct bpf_program *app_prog = NULL;
 
 	if (geteuid() != 0)
 		cr_skip_test("needs root: loads BPF programs and builds a network namespace");
@@ -156,12 +156,22 @@ static void load(unsigned int nstores, uint8_t app)
 		set_fw();
 	if (app == RP_APP_LB)
 		set_lb();
-	app_prog = app == RP_APP_FW ? fx.skel->progs.rp_app_fw :
-		   app == RP_APP_LB ? fx.skel->progs.rp_app_lb : fx.skel->progs.rp_app_nat;
+	fx.skel->rodata->cfg_bounded = bounded;
+	fx.skel->rodata->cfg_sketch_threshold = FX_SKETCH_THRESHOLD;
 	/* as rp-load: only the application under test is loaded (and verified) */
-	bpf_program__set_autoload(fx.skel->progs.rp_app_nat, app == RP_APP_NAT);
-	bpf_program__set_autoload(fx.skel->progs.rp_app_fw, app == RP_APP_FW);
-	bpf_program__set_autoload(fx.skel->progs.rp_app_lb, app == RP_APP_LB);
+	{
+		struct bpf_program *progs[__RP_APP_MAX] = {
+			[RP_APP_NAT] = fx.skel->progs.rp_app_nat,
+			[RP_APP_FW] = fx.skel->progs.rp_app_fw,
+			[RP_APP_LB] = fx.skel->progs.rp_app_lb,
+			[RP_APP_COUNTER] = fx.skel->progs.rp_app_counter,
+			[RP_APP_SKETCH] = fx.skel->progs.rp_app_sketch,
+		};
+
+		for (unsigned int i = 1; i < __RP_APP_MAX; i++)
+			bpf_program__set_autoload(progs[i], i == app);
+		app_prog = progs[app];
+	}
 	cr_assert_eq(redplane__load(fx.skel), 0, "load the BPF object (see the verifier log)");
 
 	set_prog(RP_PROG_ROOT, fx.skel->progs.rp_root);
@@ -185,22 +195,37 @@ void fx_netns(void)
 
 void fx_setup(void)
 {
-	load(1, RP_APP_NAT);
+	load(1, RP_APP_NAT, false);
 }
 
 void fx_setup_chains(void)
 {
-	load(2, RP_APP_NAT);
+	load(2, RP_APP_NAT, false);
 }
 
 void fx_setup_fw(void)
 {
-	load(1, RP_APP_FW);
+	load(1, RP_APP_FW, false);
 }
 
 void fx_setup_lb(void)
 {
-	load(1, RP_APP_LB);
+	load(1, RP_APP_LB, false);
+}
+
+void fx_setup_counter(void)
+{
+	load(1, RP_APP_COUNTER, true);
+}
+
+void fx_setup_counter_lin(void)
+{
+	load(1, RP_APP_COUNTER, false);
+}
+
+void fx_setup_sketch(void)
+{
+	load(1, RP_APP_SKETCH, true);
 }
 
 void fx_set_head(uint32_t store, uint32_t head)

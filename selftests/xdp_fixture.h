@@ -41,6 +41,8 @@
 #define FX_BACKEND_PORT	8080
 #define FX_NBACKENDS	3
 extern const uint32_t fx_backends[FX_NBACKENDS + 1];	/* 198.51.100.2-4, then .5 draining */
+/* The sketch (fx_setup_sketch): sketch id 1, a heavy hitter from this many packets */
+#define FX_SKETCH_THRESHOLD	3
 
 extern const uint8_t fx_mac_int[6], fx_mac_ext[6], fx_mac_sto[6];
 extern const uint8_t fx_mac_client[6], fx_mac_server[6], fx_mac_store[6];
@@ -66,6 +68,10 @@ void fx_setup_chains(void);
 /* One chain, with the firewall or the load balancer as the application. */
 void fx_setup_fw(void);
 void fx_setup_lb(void);
+/* The counters in bounded mode, in linearizable mode; the sketch (bounded) */
+void fx_setup_counter(void);
+void fx_setup_counter_lin(void);
+void fx_setup_sketch(void);
 void fx_teardown(void);
 
 /*

@@ -379,6 +379,12 @@ static void handle_write(struct rp_shard *s, const struct rp_msg_view *v,
 	} else if (v->seq == f->seq) {
 		/* the ACK was lost: say it again, apply nothing */
 		STAT_INC(*(snapshot ? &s->stats.snapshot_dup : &s->stats.write_dup));
+	} else if (snapshot) {
+		/*
+		 * A snapshot overtaken by a newer one of the same holding: it
+		 * is superseded, not out of step.  The ACK names the newer.
+		 */
+		STAT_INC(s->stats.snapshot_old);
 	} else {
 		send_reject(s, from, v, RP_REJ_STALE, f->seq);
 		return;

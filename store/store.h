@@ -75,6 +75,7 @@ struct rp_store_cfg {
 	X(write_conflict)	/* same seq, another state: refused stale */ \
 	X(snapshot_commit)						\
 	X(snapshot_dup)							\
+	X(snapshot_old)		/* overtaken by a newer snapshot: acked, not applied */ \
 	X(chain_entries)	/* changes the head sent down the chain */ \
 	X(chain_applied)	/* entries applied from the predecessor */ \
 	X(chain_replies)	/* replies sent as the tail */		\

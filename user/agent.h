@@ -32,10 +32,13 @@ struct rp_load_cfg {
 	uint32_t rto_us;		/* 0: adaptive from heartbeat round trips */
 	uint32_t max_tries;
 	uint32_t max_flows;
+	bool bounded;			/* --mode bounded */
+	uint32_t snapshot_ms;		/* --snapshot-ms: the period of bounded mode */
 	/* the applications' own settings (user/app.h) */
 	struct rp_nat_cfg nat;
 	struct rp_fw_cfg fw;
 	struct rp_lb_cfg lb;
+	struct rp_sketch_cfg sketch;
 	bool verbose;
 };
 
@@ -75,6 +78,7 @@ struct rp_wslot {
 
 struct redplane;
 struct ring_buffer;
+struct rp_snap;
 struct xsk_umem;
 struct xsk_socket;
 
@@ -106,6 +110,9 @@ struct rp_agent {
 	uint32_t tx_in_flight;		/* frames handed to AF_XDP TX, not completed */
 	uint32_t free_hint;
 	uint64_t copy_delay_sum_ns, copy_delay_n;
+	/* bounded mode's snapshots (snapshot.c) */
+	struct rp_snap *snap;
+	uint64_t next_snap_ns;
 	uint64_t stats[__RP_AG_STAT_MAX];
 };
 
@@ -122,8 +129,18 @@ void rp_rtx_poll(struct rp_agent *a, uint64_t now);
 uint64_t rp_rtx_rto_ns(const struct rp_agent *a);
 int rp_rtx_epoll_fd(const struct rp_agent *a);
 
+/* snapshot.c */
+struct rp_msg_view;
+int rp_snap_init(struct rp_agent *a);
+void rp_snap_free(struct rp_agent *a);
+void rp_snap_tick(struct rp_agent *a, uint64_t now);
+void rp_snap_revoke(struct rp_agent *a, const struct rp_msg_view *rv,
+		    const struct sockaddr_in *from);
+
 /* status.c */
 int rp_status(const char *ifname);
+/* A map rp-load pinned for ifname, or -1 after saying why. */
+int rp_open_pin(const char *ifname, const char *map);
 
 uint64_t rp_mono_ns(void);
 void rp_agent_publish(struct rp_agent *a);

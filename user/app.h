@@ -23,9 +23,16 @@ struct bpf_program;
 #define RP_APP_OPT(id, n)	(0x100 * (id) + (n))
 #define RP_APP_OF_OPT(val)	((val) / 0x100)
 
+/* Consistency modes (rp-load --mode) */
+#define RP_MODE_LINEARIZABLE	0x1
+#define RP_MODE_BOUNDED		0x2
+
 struct rp_app {
 	const char *name;		/* --app NAME */
 	uint8_t id;			/* RP_APP_*: its program's slot; its flows' namespace */
+	unsigned int modes;		/* RP_MODE_*: the modes it runs in */
+	bool bounded_default;		/* without --mode */
+	const char *mode_why;		/* why it does not run in the other mode */
 	const char *summary;		/* one line for --help */
 	const char *usage;		/* its options, for --help */
 	const struct option *options;	/* its long options, vals RP_APP_OPT(id, n) */
@@ -36,11 +43,13 @@ struct rp_app {
 	/* its load-time settings into the skeleton's rodata, before the load */
 	void (*configure)(struct redplane *skel, const struct rp_load_cfg *cfg);
 	struct bpf_program *(*program)(struct redplane *skel);
-	/* for --status: a flow whose connection is closing */
+	/* for --status: a flow whose connection is closing (optional) */
 	bool (*closing)(const struct rp_dp_flow *f);
+	/* for --status: what else it reports, from its pins under RP_PIN_ROOT/ifname (optional) */
+	void (*status)(const char *ifname);
 };
 
-extern const struct rp_app rp_app_nat, rp_app_fw, rp_app_lb;
+extern const struct rp_app rp_app_nat, rp_app_fw, rp_app_lb, rp_app_counter, rp_app_sketch;
 
 /* NULL if no application has that name, or that id. */
 const struct rp_app *rp_app_find(const char *name);
@@ -54,6 +63,11 @@ const char *rp_app_names(void);
 int rp_parse_prefix(const char *opt, const char *s, struct in_addr *net, struct in_addr *mask);
 
 /* The applications' settings, in struct rp_load_cfg. */
+struct rp_sketch_cfg {
+	uint32_t id;			/* --sketch-id */
+	uint64_t threshold;		/* --sketch-threshold, packets */
+};
+
 struct rp_nat_cfg {
 	bool have_int, have_ext;
 	struct in_addr int_net, int_mask, ext;

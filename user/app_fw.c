@@ -196,6 +196,8 @@ static bool fw_closing(const struct rp_dp_flow *f)
 const struct rp_app rp_app_fw = {
 	.name = "fw",
 	.id = RP_APP_FW,
+	.modes = RP_MODE_LINEARIZABLE,
+	.mode_why = "its state decides which packets pass, and a packet must never leave on a state the store could lose",
 	.summary = "stateful firewall: the inside opens connections, rules open ports",
 	.usage = "      --fw-int PREFIX      the inside prefix: its connections pass, with their\n"
 		 "                           replies (A.B.C.D/LEN)\n"

@@ -135,6 +135,8 @@ static bool lb_closing(const struct rp_dp_flow *f)
 const struct rp_app rp_app_lb = {
 	.name = "lb",
 	.id = RP_APP_LB,
+	.modes = RP_MODE_LINEARIZABLE,
+	.mode_why = "its state decides where packets go, and a packet must never leave on a state the store could lose",
 	.summary = "L4 load balancer: one virtual address and port, backends per connection",
 	.usage = "      --lb-vip ADDR:PORT   the virtual address and port (TCP and UDP)\n"
 		 "      --lb-backends LIST   A.B.C.D:PORT,...: a new connection goes to one, by a\n"

@@ -109,6 +109,8 @@ static bool nat_closing(const struct rp_dp_flow *f)
 const struct rp_app rp_app_nat = {
 	.name = "nat",
 	.id = RP_APP_NAT,
+	.modes = RP_MODE_LINEARIZABLE,
+	.mode_why = "its state decides where packets go, and a packet must never leave on a state the store could lose",
 	.summary = "source NAT of an inside prefix to one external address",
 	.usage = "      --nat-int PREFIX     the inside prefix to translate (A.B.C.D/LEN)\n"
 		 "      --nat-ext ADDR       the external address\n"

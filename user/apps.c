@@ -12,7 +12,9 @@
 #include "redplane/parse.h"
 
 /* Adding an application: its struct rp_app here, and in the list. */
-const struct rp_app *const rp_apps[] = { &rp_app_nat, &rp_app_fw, &rp_app_lb, NULL };
+const struct rp_app *const rp_apps[] = {
+	&rp_app_nat, &rp_app_fw, &rp_app_lb, &rp_app_counter, &rp_app_sketch, NULL,
+};
 
 const struct rp_app *rp_app_find(const char *name)
 {

@@ -323,10 +323,15 @@ void rp_hb_receive(struct rp_agent *a, uint64_t now)
 		i = chain_of(a, &from, &r);
 		if (i < 0 || rp_msg_decode(buf, (size_t)n, &v) || v.switch_id != a->cfg.switch_id)
 			continue;
-		/* the data plane passes up heartbeat acks and not_head rejects only */
+		/*
+		 * The data plane passes up heartbeat acks, not_head rejects and,
+		 * in bounded mode, revokes of held flows.
+		 */
 		if (v.type == RP_MSG_HEARTBEAT_ACK)
 			on_ack(a, (unsigned int)i, r, &v, now);
 		else if (v.type == RP_MSG_REJECT && v.reason == RP_REJ_NOT_HEAD)
 			on_not_head(a, (unsigned int)i, &v);
+		else if (v.type == RP_MSG_REVOKE && a->cfg.bounded)
+			rp_snap_revoke(a, &v, &from);	/* bounded mode: with the state */
 	}
 }

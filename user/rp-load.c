@@ -58,6 +58,11 @@ static const char usage_head[] =
 	"  -t, --max-tries N        retransmissions before giving a write up (default 5)\n"
 	"  -m, --max-flows N        flows the data plane holds (default 65536)\n"
 	"  -p, --port N             UDP port of this switch's protocol endpoint (default: any)\n"
+	"  -M, --mode MODE          linearizable: every change of a flow's state is a write the\n"
+	"                           packet waits for; bounded: changes stay here, snapshotted\n"
+	"                           every --snapshot-ms, a crash loses at most one period's\n"
+	"                           (default: the application's; docs/APPS.md)\n"
+	"  -P, --snapshot-ms MS     bounded mode's snapshot period (default 50)\n"
 	"  -S, --status IFACE       print the counters of the rp-load running on IFACE\n"
 	"  -v, --verbose            libbpf's messages and more\n"
 	"  -h, --help               this text\n"
@@ -91,6 +96,8 @@ static const struct option common_opts[] = {
 	{ "max-tries", required_argument, NULL, 't' },
 	{ "max-flows", required_argument, NULL, 'm' },
 	{ "port", required_argument, NULL, 'p' },
+	{ "mode", required_argument, NULL, 'M' },
+	{ "snapshot-ms", required_argument, NULL, 'P' },
 	{ "status", required_argument, NULL, 'S' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -118,13 +125,16 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 	const char *app_opt[__RP_APP_MAX] = { 0 };
 	struct option opts[MAX_OPTS];
 	const struct rp_app *app;
+	const char *mode = NULL;
+	bool have_period = false;
 	int c, idx;
 	uint32_t v;
 
-	*cfg = (struct rp_load_cfg){ .lease_ms = 200, .max_tries = 5, .max_flows = 65536 };
+	*cfg = (struct rp_load_cfg){ .lease_ms = 200, .max_tries = 5, .max_flows = 65536,
+				     .snapshot_ms = 50 };
 	build_options(opts);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:S:vh", opts, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:M:P:S:vh", opts, &idx)) != -1) {
 		switch (c) {
 		case 'a':
 			cfg->app = rp_app_find(optarg);
@@ -167,6 +177,20 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 			if (rp_parse_u32("rp-load", "--port", optarg, 1, 65535, &v))
 				return -EINVAL;
 			cfg->port = (uint16_t)v;
+			break;
+		case 'M':
+			if (strcmp(optarg, "linearizable") && strcmp(optarg, "bounded")) {
+				pr_warn("rp-load: invalid --mode '%s': expected linearizable or bounded\n",
+					optarg);
+				return -EINVAL;
+			}
+			mode = optarg;
+			break;
+		case 'P':
+			if (rp_parse_u32("rp-load", "--snapshot-ms", optarg, 1, 60000,
+					 &cfg->snapshot_ms))
+				return -EINVAL;
+			have_period = true;
 			break;
 		case 'S':
 			*status = optarg;
@@ -214,6 +238,16 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 				app_opt[id], rp_app_by_id(id)->name, cfg->app->name);
 			return -EINVAL;
 		}
+	cfg->bounded = mode ? !strcmp(mode, "bounded") : cfg->app->bounded_default;
+	if (!(cfg->app->modes & (cfg->bounded ? RP_MODE_BOUNDED : RP_MODE_LINEARIZABLE))) {
+		pr_warn("rp-load: --app %s runs %s mode only: %s\n", cfg->app->name,
+			cfg->bounded ? "linearizable" : "bounded", cfg->app->mode_why);
+		return -EINVAL;
+	}
+	if (have_period && !cfg->bounded) {
+		pr_warn("rp-load: --snapshot-ms applies to --mode bounded only\n");
+		return -EINVAL;
+	}
 	return cfg->app->check(cfg);
 }
 
@@ -371,6 +405,7 @@ static int load(struct rp_agent *a)
 	a->skel->rodata->cfg_src_addr = a->src_addr.s_addr;
 	a->skel->rodata->cfg_src_port = htons(a->src_port);
 	a->skel->rodata->cfg_nstores = c->nstores;
+	a->skel->rodata->cfg_bounded = c->bounded;
 	set_replicas(a);
 	c->app->configure(a->skel, c);
 	/* only the application this switch runs is loaded (and verified) */
@@ -431,7 +466,8 @@ static void detach(struct rp_agent *a)
 	}
 }
 
-static const char *const pinned_maps[] = { "flows", "sessions", "stats", "agent_stats", "info" };
+static const char *const pinned_maps[] = { "flows", "sessions", "stats", "agent_stats", "info",
+					    "heavy" };
 
 static struct bpf_map *map_by_name(struct rp_agent *a, const char *name)
 {
@@ -524,6 +560,7 @@ static int run(struct rp_agent *a, const sigset_t *sigs)
 
 		rp_hb_tick(a, now);
 		rp_rtx_poll(a, now);
+		rp_snap_tick(a, now);
 		if (now >= next_publish) {
 			rp_agent_publish(a);
 			next_publish = now + 100000000ull;
@@ -533,6 +570,12 @@ static int run(struct rp_agent *a, const sigset_t *sigs)
 			timeout_ms = 1;
 		else
 			timeout_ms = a->next_hb_ns > now ? (int)((a->next_hb_ns - now) / 1000000) + 1 : 0;
+		if (a->snap && timeout_ms > 0) {
+			uint64_t to = a->next_snap_ns > now ? a->next_snap_ns - now : 0;
+
+			if ((uint64_t)timeout_ms * 1000000 > to)
+				timeout_ms = (int)(to / 1000000);	/* on time, not a ms late */
+		}
 		n = epoll_wait(ep, events, 4, timeout_ms);
 		if (n < 0 && errno != EINTR) {
 			err = -errno;
@@ -626,10 +669,13 @@ int main(int argc, char **argv)
 	err = rp_rtx_init(a);
 	if (!err)
 		err = rp_hb_init(a);
+	if (!err)
+		err = rp_snap_init(a);
 	if (err)
 		goto cleanup;
 
-	printf("rp-load: switch %u (%s) on", a->cfg.switch_id, a->cfg.app->name);
+	printf("rp-load: switch %u (%s, %s) on", a->cfg.switch_id, a->cfg.app->name,
+	       a->cfg.bounded ? "bounded" : "linearizable");
 	for (unsigned int i = 0; i < a->cfg.nifaces; i++)
 		printf(" %s", a->cfg.ifnames[i]);
 	printf(", protocol endpoint %s:%u on %s\n", inet_ntoa(a->src_addr), a->src_port,
@@ -646,6 +692,7 @@ cleanup:
 		unlock_pins(a);
 	}
 	rp_rtx_free(a);
+	rp_snap_free(a);
 	if (a->skel)
 		redplane__destroy(a->skel);
 	if (a->sock >= 0)

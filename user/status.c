@@ -24,7 +24,7 @@ static const char *const agent_names[] = {
 #undef X
 };
 
-static int open_pin(const char *ifname, const char *map)
+int rp_open_pin(const char *ifname, const char *map)
 {
 	char path[PATH_MAX];
 	int fd;
@@ -56,9 +56,9 @@ static void print_session(uint32_t i, const struct rp_dp_session *s, uint64_t no
 
 int rp_status(const char *ifname)
 {
-	int stats = open_pin(ifname, "stats"), agent = open_pin(ifname, "agent_stats");
-	int flows = open_pin(ifname, "flows"), sessions = open_pin(ifname, "sessions");
-	int info_fd = open_pin(ifname, "info");
+	int stats = rp_open_pin(ifname, "stats"), agent = rp_open_pin(ifname, "agent_stats");
+	int flows = rp_open_pin(ifname, "flows"), sessions = rp_open_pin(ifname, "sessions");
+	int info_fd = rp_open_pin(ifname, "info");
 	struct rp_dp_info info = { 0 };
 	const struct rp_app *app;
 	int ncpu = libbpf_num_possible_cpus(), err = 1;
@@ -95,7 +95,7 @@ int rp_status(const char *ifname)
 		if (f.store < RP_MAX_STORES && f.epoch && f.epoch == sess[f.store].epoch &&
 		    now < sess[f.store].expiry_ns)
 			held++;
-		if (app && app->closing(&f))
+		if (app && app->closing && app->closing(&f))
 			closing++;
 	}
 	printf("\nflows: %llu, leases held: %llu, closing: %llu\n", nflows, held, closing);
@@ -117,6 +117,8 @@ int rp_status(const char *ifname)
 		bpf_map_lookup_elem(agent, &i, &v);
 		printf("  %-22s %llu\n", agent_names[i], (unsigned long long)v);
 	}
+	if (app && app->status)
+		app->status(ifname);
 	err = 0;
 out:
 	free(vals);

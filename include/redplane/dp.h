@@ -10,9 +10,11 @@
 
 #include "redplane/proto.h"
 /* the applications' states and counters */
+#include "redplane/counter.h"
 #include "redplane/fw.h"
 #include "redplane/lb.h"
 #include "redplane/nat.h"
+#include "redplane/sketch.h"
 
 #define RP_MAX_STORES		4	/* store chains a switch talks to */
 #define RP_MAX_REPLICAS		4	/* replicas of one chain */
@@ -147,6 +149,10 @@ struct rp_dp_wcopy {
 	RP_NAT_STATS(X)							\
 	RP_FW_STATS(X)							\
 	RP_LB_STATS(X)							\
+	RP_COUNTER_STATS(X)						\
+	RP_SKETCH_STATS(X)						\
+	X(revoke_to_agent)	/* bounded mode: REVOKE of a held flow to rp-load, which\
+				   hands the newest state over with the ack */ \
 	X(fwd_redirect)		/* forwarded by bpf_redirect */		\
 	X(fwd_pass)		/* forwarded by the kernel (no neighbour, VLAN, ...) */ \
 	X(fwd_drop)		/* no route (blackhole, unreachable) */	\
@@ -183,7 +189,14 @@ enum rp_dp_stat {
 	X(outstanding)		/* copies in the ring now (a gauge) */	\
 	X(rtt_us)		/* smoothed store round trip (a gauge) */ \
 	X(copy_delay_us)	/* mean wait of a write copy for rp-load: what a \
-				   first send through the agent would add */
+				   first send through the agent would add */ \
+	X(snapshot_rounds)	/* bounded mode: periods snapshotted */	\
+	X(snapshot_flows)	/* held flows in the last round (a gauge) */ \
+	X(snapshots_sent)	/* SNAPSHOTs of changed or unacked flows */ \
+	X(snapshots_unsent)	/* not sent (socket buffer full): next round */ \
+	X(snapshot_errors)	/* rounds that could not read the flows */ \
+	X(revoke_handovers)	/* revokes acked with the flow's final state */ \
+	X(revoke_acks)		/* revoke acks rp-load sent */
 
 enum rp_agent_stat {
 #define X(name) RP_AG_##name,

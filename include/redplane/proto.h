@@ -154,6 +154,25 @@ _Static_assert(RP_STATE_MAX <= 255, "state_len is one byte");
 _Static_assert(RP_PKT_MAX <= 65535, "pkt_len is two bytes");
 
 /* An IPv4 key; addresses and ports in network order.  For BPF and userspace. */
+/* Host to network order, for headers shared by BPF, user space and the tests. */
+static inline __u16 rp_be16(__u16 v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return __builtin_bswap16(v);
+#else
+	return v;
+#endif
+}
+
+static inline __u32 rp_be32(__u32 v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return __builtin_bswap32(v);
+#else
+	return v;
+#endif
+}
+
 static inline void rp_key_v4(struct rp_flow_key *k, __u8 proto, __be32 saddr, __be16 sport,
 			     __be32 daddr, __be16 dport)
 {

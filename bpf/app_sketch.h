@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * A count-min sketch of packets per IPv4 source address, with heavy hitters
+ * (include/redplane/sketch.h has the layout).  Bounded mode only: a packet
+ * adds one to a cell in each row, here, and is forwarded at once; rp-load
+ * snapshots the chunks that changed every --snapshot-ms.
+ *
+ * The switch needs the lease of each chunk its packet touches: the first
+ * packet that finds one not held rides to the store for it (proposing a
+ * zero chunk, or what is known here) and comes back through here, until all
+ * its rows are held.  A source whose estimate reaches cfg_sketch_threshold
+ * is put in the `heavy` map with its estimate (`rp-load --status` lists
+ * them).  The heavy map is not replicated: it is rebuilt from the sketch,
+ * which is, by the next packet of each heavy source.
+ */
+#ifndef __RP_APP_SKETCH_H
+#define __RP_APP_SKETCH_H
+
+#include "rp_app.h"
+
+const volatile __u32 cfg_sketch_id = 1;
+const volatile __u64 cfg_sketch_threshold = 1000;	/* packets */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __be32);
+	__type(value, struct rp_sketch_heavy);
+} heavy SEC(".maps");
+
+SEC("xdp")
+int rp_app_sketch(struct xdp_md *ctx)
+{
+	struct rp_pkt p;
+	struct rp_scratch *sc = rp_app_begin(ctx, &p);
+	struct rp_sketch_chunk prop;
+	struct rp_sketch_heavy hh;
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+	__u32 *cell[RP_SKETCH_ROWS];
+	__u64 est = ~0ull;
+	__be32 src;
+
+	if (!sc)
+		return XDP_DROP;
+	src = p.ip->saddr;
+#pragma unroll
+	for (__u32 r = 0; r < RP_SKETCH_ROWS; r++) {
+		__u32 col = rp_sketch_col(src, r);
+
+		rp_sketch_key(&key, cfg_sketch_id, r, col);
+		f = bpf_map_lookup_elem(&flows, &key);
+		if (!rp_lease_held(f)) {
+			/* this row's chunk first; the packet comes back for the next */
+			__builtin_memset(&prop, 0, sizeof(prop));
+			if (f && f->state_len == sizeof(prop))
+				__builtin_memcpy(&prop, f->state, sizeof(prop));
+			return rp_lease(ctx, sc, &key, &prop, sizeof(prop));
+		}
+		if (f->state_len != sizeof(prop)) {
+			rp_stat(RP_DP_drop_bad_state);
+			return XDP_DROP;
+		}
+		cell[r] = &((struct rp_sketch_chunk *)f->state)->cell[col % RP_SKETCH_CHUNK_CELLS];
+	}
+#pragma unroll
+	for (__u32 r = 0; r < RP_SKETCH_ROWS; r++) {
+		__u64 v = (__u64)__sync_fetch_and_add(cell[r], 1) + 1;
+
+		if (v < est)
+			est = v;
+	}
+	rp_stat(RP_DP_sketch_update);
+	if (est >= cfg_sketch_threshold) {
+		hh.estimate = est;
+		hh.seen_ns = bpf_ktime_get_ns();
+		rp_stat(bpf_map_update_elem(&heavy, &src, &hh, BPF_ANY) ? RP_DP_sketch_heavy_full
+									 : RP_DP_sketch_heavy);
+	}
+	return rp_pass(ctx, sc, &p);
+}
+
+#endif /* __RP_APP_SKETCH_H */
