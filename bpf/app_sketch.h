@@ -38,19 +38,20 @@ int rp_app_sketch(struct xdp_md *ctx)
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
 	__u32 *cell[RP_SKETCH_ROWS];
-	__u64 est = ~0ull;
+	__u64 est = ~0ull, now;
 	__be32 src;
 
 	if (!sc)
 		return XDP_DROP;
 	src = p.ip->saddr;
+	now = rp_lease_now();	/* one clock read for the four leases */
 #pragma unroll
 	for (__u32 r = 0; r < RP_SKETCH_ROWS; r++) {
 		__u32 col = rp_sketch_col(src, r);
 
 		rp_sketch_key(&key, cfg_sketch_id, r, col);
 		f = bpf_map_lookup_elem(&flows, &key);
-		if (!rp_lease_held(f)) {
+		if (!rp_lease_held_at(f, now)) {
 			/* this row's chunk first; the packet comes back for the next */
 			__builtin_memset(&prop, 0, sizeof(prop));
 			if (f && f->state_len == sizeof(prop))
@@ -72,10 +73,19 @@ int rp_app_sketch(struct xdp_md *ctx)
 	}
 	rp_stat(RP_DP_sketch_update);
 	if (est >= cfg_sketch_threshold) {
-		hh.estimate = est;
-		hh.seen_ns = bpf_ktime_get_ns();
-		rp_stat(bpf_map_update_elem(&heavy, &src, &hh, BPF_ANY) ? RP_DP_sketch_heavy_full
-									 : RP_DP_sketch_heavy);
+		struct rp_sketch_heavy *h = bpf_map_lookup_elem(&heavy, &src);
+
+		rp_stat(RP_DP_sketch_heavy);
+		if (h) {
+			/* known: in place, no update of the map per packet */
+			h->estimate = est;
+			h->seen_ns = bpf_ktime_get_ns();
+		} else {
+			hh.estimate = est;
+			hh.seen_ns = bpf_ktime_get_ns();
+			if (bpf_map_update_elem(&heavy, &src, &hh, BPF_ANY))
+				rp_stat(RP_DP_sketch_heavy_full);
+		}
 	}
 	return rp_pass(ctx, sc, &p);
 }

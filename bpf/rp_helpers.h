@@ -110,6 +110,23 @@ static __always_inline bool rp_session_live(const struct rp_dp_session *s)
 }
 
 #ifndef RP_NO_REPLICATION
+/* This switch holds the flow's lease at `now` (rp_lease_now()). */
+static __always_inline bool rp_lease_held_at(const struct rp_dp_flow *f, __u64 now)
+{
+	struct rp_dp_session *s;
+
+	if (!f || !f->epoch)
+		return false;
+	s = rp_session(f->store);
+	return s && f->epoch == s->epoch && now < s->expiry_ns;
+}
+
+/* The clock leases are judged by; one read serves a packet that checks several. */
+static __always_inline __u64 rp_lease_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
 /* This switch holds the flow's lease now. */
 static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
 {
@@ -122,9 +139,19 @@ static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
 }
 #else
 /* No store: a flow installed here is this switch's (rp_app.h, RP_LOCAL_EPOCH). */
-static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
+static __always_inline bool rp_lease_held_at(const struct rp_dp_flow *f, __u64 now)
 {
 	return f && f->epoch;
+}
+
+static __always_inline __u64 rp_lease_now(void)
+{
+	return 0;
+}
+
+static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
+{
+	return rp_lease_held_at(f, 0);
 }
 #endif
 

@@ -650,6 +650,15 @@ Test(lease, snapshot_and_final_state_on_revoke_ack)
 	expect_one(RP_MSG_ACK, 1);
 	cr_assert_eq(s->stats.snapshot_commit, 1);
 	cr_assert_eq(s->stats.snapshot_dup, 1);
+	/* an older snapshot, overtaken by seq 5: acked with 5, not applied, not refused */
+	v.seq = 4;
+	rp_test_set_state(&v, "count=40");
+	deliver(&v, T0 + 1);
+	cr_assert_eq(expect_one(RP_MSG_ACK, 1).seq, 5);
+	cr_assert_eq(s->stats.snapshot_old, 1);
+	/* a write that old is out of step: refused */
+	write_state(1, e1, 9, 3, "count=30", T0 + 1);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_STALE);
 
 	lease_req(2, e2, 9, NULL, NULL, T0 + 2);
 	expect_one(RP_MSG_REVOKE, 1);
