@@ -49,6 +49,7 @@ XDP_BENCH := $(OUTPUT)/xdp-bench
 RP_DEMO := $(OUTPUT)/rp-demo
 TOPO_OBJS := $(OUTPUT)/user/topo.o $(OUTPUT)/user/stream.o
 NAT_BENCH := $(OUTPUT)/nat-bench
+MODE_BENCH := $(OUTPUT)/mode-bench
 RP_BENCH := $(OUTPUT)/rp-bench
 RP_ECHO := $(OUTPUT)/rp-echo
 SELFTESTS := $(OUTPUT)/selftests/rp-selftests
@@ -58,7 +59,7 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 .PHONY: all test bench demo vmtest p4 verify help clean deps
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
-all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(SELFTESTS) \
+all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(MODE_BENCH) $(SELFTESTS) \
      $(OUTPUT)/bpf/veth_peer.bpf.o
 
 ## deps: install build and test dependencies (Debian packages; needs root)
@@ -91,6 +92,7 @@ bench: deps
 	$(Q)OUTPUT=$(OUTPUT) bench/chain-bench.sh
 	$(Q)$(XDP_BENCH)
 	$(Q)$(NAT_BENCH)
+	$(Q)$(MODE_BENCH)
 
 ## p4: build the Tofino (TNA) program with the SDE named by SDE=; without
 ##     it, check what can be checked here and say why the build skipped
@@ -175,6 +177,12 @@ $(NAT_BENCH): $(OUTPUT)/bench/nat-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
 
 $(OUTPUT)/bench/nat-bench.o: ALL_CPPFLAGS += -Iuser
+
+$(MODE_BENCH): $(OUTPUT)/bench/mode-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
+
+$(OUTPUT)/bench/mode-bench.o: ALL_CPPFLAGS += -Iuser
 
 $(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)

@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <xdp/xsk.h>
 
 #include "agent.h"
@@ -128,8 +129,18 @@ int rp_rtx_init(struct rp_agent *a)
 		pr_warn("rp-load: Couldn't create the AF_XDP UMEM: %s\n", strerror(-err));
 		return err;
 	}
-	/* TX only; our own XDP program stays attached (no XSK program loaded) */
-	err = xsk_socket__create(&a->xsk, a->store_ifname, 0, a->umem, NULL, &tx, &scfg);
+	/*
+	 * TX only; our own XDP program stays attached (no XSK program loaded).
+	 * The queue of an rp-load that just exited stays bound until the
+	 * kernel has released its socket, shortly after: EBUSY is retried for
+	 * up to a second.
+	 */
+	for (int tries = 0;; tries++) {
+		err = xsk_socket__create(&a->xsk, a->store_ifname, 0, a->umem, NULL, &tx, &scfg);
+		if (err != -EBUSY || tries == 20)
+			break;
+		usleep(50000);
+	}
 	if (err) {
 		pr_warn("rp-load: Couldn't create an AF_XDP socket on '%s': %s\n", a->store_ifname,
 			strerror(-err));
