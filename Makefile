@@ -85,7 +85,8 @@ vmtest: deps
 
 ## bench: rp-store against an echo ceiling; chains of 1-3 replicas and their
 ##        failover; each app's cost per packet with and without replication;
-##        TCP through a switch in namespaces (root)
+##        TCP through a switch in namespaces; linearizable vs bounded mode
+##        (root)
 bench: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)OUTPUT=$(OUTPUT) bench/store-bench.sh

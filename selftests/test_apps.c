@@ -773,6 +773,8 @@ static void norepl_load(uint8_t app)
 		[RP_APP_NAT] = norepl->progs.rp_app_nat,
 		[RP_APP_FW] = norepl->progs.rp_app_fw,
 		[RP_APP_LB] = norepl->progs.rp_app_lb,
+		[RP_APP_COUNTER] = norepl->progs.rp_app_counter,
+		[RP_APP_SKETCH] = norepl->progs.rp_app_sketch,
 	};
 	int map, slot, fd;
 
@@ -787,7 +789,9 @@ static void norepl_load(uint8_t app)
 	norepl->rodata->cfg_lb_nbackends = norepl->rodata->cfg_lb_nknown = 1;
 	norepl->rodata->cfg_lb_backends[0].addr = htonl(fx_backends[0]);
 	norepl->rodata->cfg_lb_backends[0].port = htons(FX_BACKEND_PORT);
-	for (int i = RP_APP_NAT; i <= RP_APP_LB; i++)
+	norepl->rodata->cfg_bounded = app == RP_APP_COUNTER || app == RP_APP_SKETCH;
+	norepl->rodata->cfg_sketch_threshold = 2;
+	for (int i = RP_APP_NAT; i < __RP_APP_MAX; i++)
 		bpf_program__set_autoload(progs[i], i == app);
 	cr_assert_eq(redplane_norepl__load(norepl), 0, "load the no-replication build");
 	map = bpf_map__fd(norepl->maps.progs);
@@ -847,6 +851,42 @@ Test(xdp_norepl, the_nat_maps_a_new_connection_at_once)
 	fx_run(pkt, len, fx.ifindex_ext, &out);
 	cr_assert_eq(out.verdict, XDP_DROP);
 	cr_assert_eq(fx_stat(RP_DP_drop_unknown_flow), 1);
+}
+
+Test(xdp_norepl, the_counters_and_the_sketch_count_every_packet_at_once)
+{
+	struct rp_counter_state *st;
+	uint8_t pkt[256], want[256];
+	struct rp_flow_key key;
+	struct rp_dp_flow f;
+	struct fx_out out;
+	size_t len;
+	int dir;
+
+	norepl_load(RP_APP_COUNTER);
+	len = fx_udp(pkt, fx_mac_int, fx_mac_client, FX_CLIENT, 5000, FX_SERVER, 53, 10, true);
+	for (int i = 0; i < 3; i++) {
+		fx_run(pkt, len, fx.ifindex_int, &out);
+		memcpy(want, pkt, len);
+		fx_forwarded(want, fx_mac_server, fx_mac_ext);
+		fx_expect(&out, XDP_REDIRECT, want, len);
+	}
+	dir = rp_counter_key(&key, IPPROTO_UDP, htonl(FX_CLIENT), htons(5000), htonl(FX_SERVER),
+			     htons(53));
+	cr_assert(fx_flow(&key, &f));
+	st = (struct rp_counter_state *)f.state;
+	cr_assert_eq(st->pkts[dir], 3);
+	cr_assert_eq(st->bytes[dir], 3 * (len - sizeof(struct ethhdr)));
+	norepl_teardown();
+	norepl_setup();
+
+	norepl_load(RP_APP_SKETCH);
+	for (int i = 0; i < 2; i++) {
+		fx_run(pkt, len, fx.ifindex_int, &out);
+		cr_assert_eq(out.verdict, XDP_REDIRECT);
+	}
+	cr_assert_eq(fx_stat(RP_DP_sketch_update), 2);
+	cr_assert_eq(fx_stat(RP_DP_sketch_heavy), 1, "the second packet reaches the threshold");
 }
 
 Test(xdp_norepl, the_firewall_tracks_connections_and_shuts_the_outside_out)
