@@ -502,6 +502,31 @@ Test(store, sigterm_stops_it_cleanly_with_statistics)
 }
 
 /* Command-line errors need no running store. */
+/* --allow: switch 1 from loopback is served, switch 2 from the same address is not. */
+static void start_allow(void)
+{
+	static const char *const args[] = { "--lease-ms", "1000", "--allow", "1@127.0.0.1",
+					    "--allow", "3@[::1],4@192.0.2.1", NULL };
+
+	start(args);
+}
+
+TestSuite(store_allow, .init = start_allow, .fini = stop, .timeout = 60);
+
+Test(store_allow, only_listed_switches_at_their_addresses_are_served)
+{
+	struct rp_msg_view v;
+
+	rp_test_heartbeat(&sw1);
+	take_new_flow(&sw1, 1, "listed");
+	/* switch 2 is not listed: nothing comes back, whatever it sends */
+	request(&sw2, 2, "unlisted", NULL);
+	cr_assert_eq(rp_test_recv(&sw2, &v, 300), -ETIMEDOUT,
+		     "an unlisted switch got an answer");
+	cr_assert_geq(rp_test_store_wait_stat(&st, "not_allowed", 1), 1);
+	cr_assert_eq(rp_test_store_stat(&st, "sessions_live"), 1, "only sw1's session");
+}
+
 TestSuite(store_cli, .timeout = 30);
 
 static void expect_fail(const char *const *args, int code, const char *msg)
@@ -530,6 +555,16 @@ Test(store_cli, bad_arguments_get_clear_errors)
 	expect_fail((const char *const[]){ "--listen", NULL }, 2, "needs an argument");
 	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "extra", NULL }, 2,
 		    "unexpected argument 'extra'");
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--allow", "1@nowhere", NULL },
+		    2, "invalid --allow address 'nowhere'");
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--allow", "127.0.0.1", NULL },
+		    2, "invalid --allow element '127.0.0.1': expected ID@ADDR");
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--allow", "0@127.0.0.1",
+					   NULL },
+		    2, "invalid --allow switch id '0'");
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--allow", "1@127.0.0.1,",
+					   NULL },
+		    2, "an empty element");
 	expect_fail((const char *const[]){ "--help", NULL }, 0, "Usage: rp-store");
 	expect_fail((const char *const[]){ "--version", NULL }, 0, "protocol version 1");
 }

@@ -5,6 +5,7 @@
  * shard that owns the flow; they take the time as an argument so that the
  * unit tests drive them without sockets or sleeps.
  */
+#include <netinet/in.h>
 #include <string.h>
 
 #include "redplane/log.h"
@@ -427,6 +428,35 @@ static void handle_revoke_ack(struct rp_shard *s, const struct rp_msg_view *v, u
 	owner_gave_up(s, f, now);
 }
 
+/* --allow: switch `id` may send from `from` (any port). */
+static bool allowed(const struct rp_store_cfg *cfg, uint16_t id, const struct rp_sockaddr *from)
+{
+	const uint8_t *addr;
+	int family = from->ss.ss_family;
+
+	if (!cfg->nallowed)
+		return true;
+	if (family == AF_INET) {
+		addr = (const uint8_t *)&((const struct sockaddr_in *)&from->ss)->sin_addr;
+	} else {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)&from->ss)->sin6_addr;
+
+		addr = a6->s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			family = AF_INET;
+			addr += 12;
+		}
+	}
+	for (unsigned int i = 0; i < cfg->nallowed; i++) {
+		const struct rp_allowed *a = &cfg->allowed[i];
+
+		if (a->switch_id == id && a->family == family &&
+		    !memcmp(a->addr, addr, family == AF_INET ? 4 : 16))
+			return true;
+	}
+	return false;
+}
+
 void rp_store_handle(struct rp_shard *s, const void *dgram, size_t len,
 		     const struct rp_sockaddr *from, uint64_t now)
 {
@@ -439,6 +469,10 @@ void rp_store_handle(struct rp_shard *s, const void *dgram, size_t len,
 		err = -RP_E_DIRECTION;
 	if (err) {
 		STAT_INC(s->stats.bad[-err]);
+		return;
+	}
+	if (!allowed(s->cfg, v.switch_id, from)) {
+		STAT_INC(s->stats.not_allowed);
 		return;
 	}
 	if (rp_shard_of(dgram, len, s->cfg->shards) != s->id) {

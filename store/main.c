@@ -64,6 +64,10 @@ static const char usage_text[] =
 	"  -V, --version           print the version\n"
 	"\n"
 	"  -D, --dump-file PATH    on SIGUSR2, each shard writes its flows to PATH.<shard>\n"
+	"  -a, --allow ID@ADDR[,ID@ADDR...]\n"
+	"                          serve only these switches: switch id ID from address\n"
+	"                          ADDR (A.B.C.D or IPv6); may be repeated (at most 1024);\n"
+	"                          the rest is dropped and counted (docs/SECURITY.md)\n"
 	"\n"
 	"Statistics go to stderr at exit and on SIGUSR1, which also rewrites the\n"
 	"stats file at once. SIGINT and SIGTERM stop the store cleanly.\n";
@@ -84,19 +88,70 @@ static const struct option long_opts[] = {
 	{ "failure-timeout-ms", required_argument, NULL, 't' },
 	{ "config", required_argument, NULL, 'C' },
 	{ "dump-file", required_argument, NULL, 'D' },
+	{ "allow", required_argument, NULL, 'a' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
 
-#define OPTSTRING ":l:s:L:m:q:w:g:S:z:c:i:p:t:C:D:vhV"
+#define OPTSTRING ":l:s:L:m:q:w:g:S:z:c:i:p:t:C:D:a:vhV"
 
 struct parse_state {
 	bool have_listen, have_wait, have_grace, have_peer;
 };
 
 static int parse_opts(int argc, char **argv, struct rp_store_cfg *cfg, struct parse_state *ps);
+
+/* "ID@ADDR,..." into cfg->allowed. */
+static int parse_allow(struct rp_store_cfg *cfg, const char *list)
+{
+	char buf[4096], *save = NULL, *item;
+
+	if (strlen(list) >= sizeof(buf)) {
+		pr_warn("rp-store: --allow list too long\n");
+		return -EINVAL;
+	}
+	snprintf(buf, sizeof(buf), "%s", list);
+	if (!*buf || buf[strlen(buf) - 1] == ',' || strstr(buf, ",,") || *buf == ',') {
+		pr_warn("rp-store: invalid --allow '%s': an empty element\n", list);
+		return -EINVAL;
+	}
+	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		struct rp_allowed *a = &cfg->allowed[cfg->nallowed];
+		char *at = strchr(item, '@'), *addr;
+		uint32_t id;
+
+		if (cfg->nallowed == RP_ALLOW_MAX) {
+			pr_warn("rp-store: --allow: at most %d switches\n", RP_ALLOW_MAX);
+			return -EINVAL;
+		}
+		if (!at) {
+			pr_warn("rp-store: invalid --allow element '%s': expected ID@ADDR\n", item);
+			return -EINVAL;
+		}
+		*at = '\0';
+		addr = at + 1;
+		if (rp_parse_u32("rp-store", "--allow switch id", item, 1, 65535, &id))
+			return -EINVAL;
+		a->switch_id = (uint16_t)id;
+		if (*addr == '[' && addr[strlen(addr) - 1] == ']') {
+			addr[strlen(addr) - 1] = '\0';
+			addr++;
+		}
+		if (inet_pton(AF_INET, addr, a->addr) == 1) {
+			a->family = AF_INET;
+		} else if (inet_pton(AF_INET6, addr, a->addr) == 1) {
+			a->family = AF_INET6;
+		} else {
+			pr_warn("rp-store: invalid --allow address '%s': expected A.B.C.D or an IPv6 address\n",
+				addr);
+			return -EINVAL;
+		}
+		cfg->nallowed++;
+	}
+	return 0;
+}
 
 /*
  * --config FILE: "name value" lines become "--name value" and are parsed
@@ -272,6 +327,10 @@ static int parse_opts(int argc, char **argv, struct rp_store_cfg *cfg, struct pa
 			break;
 		case 'S':
 			cfg->stats_path = optarg;
+			break;
+		case 'a':
+			if (parse_allow(cfg, optarg))
+				return -EINVAL;
 			break;
 		case 'z':
 			cfg->zk_hosts = optarg;

@@ -23,8 +23,19 @@
 
 _Static_assert(RP_RX_BUF > RP_DGRAM_MAX, "receive buffer detects oversize");
 
+/* A switch the store serves (--allow): its id and the address it sends from. */
+#define RP_ALLOW_MAX	1024
+struct rp_allowed {
+	uint16_t switch_id;
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t addr[16];	/* 4 or 16 bytes, network order */
+};
+
 struct rp_store_cfg {
 	struct rp_sockaddr listen;
+	/* --allow: when nallowed, only these (id, address) pairs are served */
+	struct rp_allowed allowed[RP_ALLOW_MAX];
+	unsigned int nallowed;
 	unsigned int shards;
 	uint32_t lease_ms;	/* session lease period */
 	uint32_t max_flows;	/* over all shards */
@@ -54,6 +65,7 @@ struct rp_store_cfg {
 	X(tx_datagrams)		/* every datagram sent */		\
 	X(tx_errors)		/* datagrams not sent (full buffer, no route) */ \
 	X(misrouted)		/* reached a shard that does not own it */ \
+	X(not_allowed)		/* --allow: a switch id from an address not listed for it */ \
 	X(session_new)		/* heartbeat started a session (epoch) */ \
 	X(session_renew)	/* heartbeat renewed a live session */	\
 	X(grant)		/* new flow, proposal taken */		\
