@@ -217,6 +217,7 @@ int rp_emit(struct xdp_md *ctx)
 	msg->hdr.gen = bpf_htons(sc->gen);
 	__builtin_memcpy(&msg->key, &sc->key, sizeof(msg->key));
 	__builtin_memcpy(msg->state, sc->state, RP_STATE_MAX);
+	rp_msg_seal(msg);
 
 	if (sc->type == RP_MSG_WRITE) {
 		/* asked before reserving: a reserved record counts as queued */
@@ -318,6 +319,7 @@ static __always_inline int rp_answer_revoke(struct ethhdr *eth, struct iphdr *ip
 	msg->hdr.state_len = 0;
 	msg->hdr.lease_ms = 0;
 	/* switch_id, epoch, key and seq stay: the ack names the same lease */
+	rp_msg_seal(msg);
 	return XDP_TX;
 }
 
@@ -578,6 +580,15 @@ int rp_store_rx(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	tail = (__u32)(c.end - (void *)(msg + 1));
+	if (cfg_mac) {
+		__u64 mac;
+
+		__builtin_memcpy(&mac, msg->mac, sizeof(mac));
+		if (mac != rp_msg_mac(msg)) {
+			rp_stat(RP_DP_drop_bad_mac);
+			return XDP_DROP;
+		}
+	}
 	if (!rp_msg_ok(msg, tail)) {
 		rp_stat(RP_DP_drop_malformed_msg);
 		return XDP_DROP;

@@ -8,6 +8,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "redplane/siphash.h"
 #include "rp_maps.h"
 #include "rp_parse.h"
 
@@ -18,6 +19,24 @@
 /* Outer headers of a message to or from a store (no VLAN on that link). */
 #define RP_ENCAP_LEN	(sizeof(struct ethhdr) + sizeof(struct iphdr) + \
 			 sizeof(struct udphdr) + sizeof(struct rp_msg))
+
+/*
+ * The message's MAC under the deployment's key (its header, key and state).
+ * A subprogram: inlined into the emitter it would push its stack past 512
+ * bytes.
+ */
+static __noinline __u64 rp_msg_mac(const struct rp_msg *msg)
+{
+	return rp_siphash24(cfg_mac_key[0], cfg_mac_key[1], (const __u8 *)msg, RP_MAC_COVERED);
+}
+
+/* Seals a message built or changed here: its MAC, or 0 without a key. */
+static __always_inline void rp_msg_seal(struct rp_msg *msg)
+{
+	__u64 mac = cfg_mac ? rp_msg_mac(msg) : 0;
+
+	__builtin_memcpy(msg->mac, &mac, sizeof(mac));
+}
 
 static __always_inline void rp_stat(__u32 idx)
 {

@@ -20,6 +20,13 @@ const volatile __u32 cfg_nstores = 1;	/* store chains; flows hash to one */
  * snapshotted by rp-load every --snapshot-ms.
  */
 const volatile __u8 cfg_bounded;
+/*
+ * The deployment's MAC key (rp-load --mac-key, docs/SECURITY.md): when
+ * cfg_mac, every request carries SipHash-2-4 of its header under it, and a
+ * store message whose MAC is not right is dropped (drop_bad_mac).
+ */
+const volatile __u8 cfg_mac;
+const volatile __u64 cfg_mac_key[2];
 /* every replica of every chain: the sources store messages may come from */
 const volatile __u32 cfg_nreplicas;
 const volatile struct rp_dp_replica cfg_replicas[RP_MAX_STORES * RP_MAX_REPLICAS];

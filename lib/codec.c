@@ -1,11 +1,71 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Validation and encoding of redplane messages; rules in docs/PROTOCOL.md. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "redplane/codec.h"
+#include "redplane/log.h"
+#include "redplane/siphash.h"
+
+static bool mac_on;
+static uint64_t mac_key[2];
+
+void rp_msg_set_key(const uint64_t key[2])
+{
+	mac_on = key != NULL;
+	if (key) {
+		mac_key[0] = key[0];
+		mac_key[1] = key[1];
+	}
+}
+
+uint64_t rp_msg_mac(const void *msg, const uint64_t key[2])
+{
+	return rp_siphash24(key[0], key[1], msg, RP_MAC_COVERED);
+}
+
+int rp_mac_key_read(const char *prog, const char *path, uint64_t key[2])
+{
+	char line[256], hex[33] = "";
+	size_t n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		int err = -errno;
+
+		pr_warn("%s: Couldn't open the MAC key file '%s': %s\n", prog, path, strerror(errno));
+		return err;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		for (char *c = line; *c && *c != '#' && *c != '\n'; c++) {
+			if (*c == ' ' || *c == '\t' || *c == '\r')
+				continue;
+			if (!isxdigit((unsigned char)*c) || n == 32) {
+				n = 33;	/* not a key */
+				break;
+			}
+			hex[n++] = *c;
+		}
+	}
+	fclose(f);
+	if (n != 32) {
+		pr_warn("%s: invalid MAC key file '%s': expected 32 hexadecimal digits (128 bits)\n",
+			prog, path);
+		return -EINVAL;
+	}
+	key[0] = key[1] = 0;
+	for (int i = 0; i < 32; i++) {
+		unsigned int d = isdigit((unsigned char)hex[i]) ? (unsigned int)(hex[i] - '0')
+						    : (unsigned int)(tolower((unsigned char)hex[i]) - 'a' + 10);
+
+		/* the first 16 digits are key bytes 0-7: k0, little-endian */
+		key[i / 16] |= (uint64_t)d << (8 * ((i % 16) / 2) + 4 * !(i % 2));
+	}
+	return 0;
+}
 
 static const char *const msg_type_names[__RP_MSG_MAX] = {
 	[RP_MSG_LEASE_REQ] = "lease_req",
@@ -48,6 +108,7 @@ static const char *const decode_err_names[__RP_E_MAX] = {
 	[RP_E_SWITCH] = "bad_switch",
 	[RP_E_REASON] = "bad_reason",
 	[RP_E_DIRECTION] = "bad_direction",
+	[RP_E_MAC] = "bad_mac",
 };
 
 const char *rp_msg_type_name(unsigned int type)
@@ -134,6 +195,13 @@ int rp_msg_decode(const void *buf, size_t len, struct rp_msg_view *v)
 		return -RP_E_TRUNCATED;
 	if (len > RP_DGRAM_MAX)
 		return -RP_E_OVERSIZED;
+	if (mac_on) {
+		uint64_t mac;
+
+		memcpy(&mac, m->mac, sizeof(mac));
+		if (mac != rp_msg_mac(m, mac_key))
+			return -RP_E_MAC;
+	}
 	if (m->hdr.version != RP_VERSION)
 		return -RP_E_VERSION;
 	if (m->hdr.type == 0 || m->hdr.type >= __RP_MSG_MAX)
@@ -200,6 +268,7 @@ int rp_msg_decode(const void *buf, size_t len, struct rp_msg_view *v)
 	memcpy(&v->key, &m->key, sizeof(v->key));
 	v->state = m->state;
 	v->pkt = (const uint8_t *)buf + RP_MSG_LEN;
+	memcpy(&v->mac, m->mac, sizeof(v->mac));
 	return 0;
 }
 
@@ -233,6 +302,13 @@ int rp_msg_encode(void *buf, size_t cap, const struct rp_msg_view *v)
 		memcpy(m->state, v->state, v->state_len);
 	if (v->pkt_len)
 		memmove((uint8_t *)buf + RP_MSG_LEN, v->pkt, v->pkt_len);
+	if (mac_on) {
+		uint64_t mac = rp_msg_mac(m, mac_key);
+
+		memcpy(m->mac, &mac, sizeof(mac));
+	} else {
+		memcpy(m->mac, &v->mac, sizeof(v->mac));
+	}
 
 	err = rp_msg_decode(buf, len, &check);
 	if (err)

@@ -353,6 +353,7 @@ control RpIngress(inout rp_headers_t hdr,
         hdr.rp_hdr.setInvalid();
         hdr.rp_key.setInvalid();
         hdr.rp_state.setInvalid();
+        hdr.rp_mac.setInvalid();
     }
 
     action recirculate(bit<8> kind, bit<8> rev_ok, ipv4_addr_t ext_addr, bit<16> ext_port) {

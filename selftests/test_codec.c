@@ -116,7 +116,7 @@ static void m_pkt_too_big(uint8_t *b, size_t *len)
 	*len = RP_DGRAM_MAX;
 }
 static void m_version0(uint8_t *b, size_t *len) { (void)len; HDR(b)->version = 0; }
-static void m_version2(uint8_t *b, size_t *len) { (void)len; HDR(b)->version = 2; }
+static void m_version_next(uint8_t *b, size_t *len) { (void)len; HDR(b)->version = RP_VERSION + 1; }
 static void m_type0(uint8_t *b, size_t *len) { (void)len; HDR(b)->type = 0; }
 static void m_type_high(uint8_t *b, size_t *len) { (void)len; HDR(b)->type = __RP_MSG_MAX; }
 static void m_type_ff(uint8_t *b, size_t *len) { (void)len; HDR(b)->type = 0xff; }
@@ -157,7 +157,7 @@ static const struct malformed cases[] = {
 	{ "datagram too long", RP_MSG_WRITE, m_oversized, RP_E_OVERSIZED },
 	{ "pkt_len too long", RP_MSG_WRITE, m_pkt_too_big, RP_E_OVERSIZED },
 	{ "version 0", RP_MSG_LEASE_REQ, m_version0, RP_E_VERSION },
-	{ "version 2", RP_MSG_HEARTBEAT, m_version2, RP_E_VERSION },
+	{ "a later version", RP_MSG_HEARTBEAT, m_version_next, RP_E_VERSION },
 	{ "type 0", RP_MSG_LEASE_REQ, m_type0, RP_E_TYPE },
 	{ "type past the last", RP_MSG_LEASE_REQ, m_type_high, RP_E_TYPE },
 	{ "type 255", RP_MSG_LEASE_REQ, m_type_ff, RP_E_TYPE },

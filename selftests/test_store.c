@@ -367,7 +367,7 @@ static size_t garbage(uint8_t *buf, unsigned int i)
 		return (size_t)rand() % len;
 	case 2: /* wrong version */
 		len = rp_test_encode(buf, &v);
-		buf[0] = (uint8_t)(2 + rand() % 250);
+		buf[0] = (uint8_t)(RP_VERSION + 1 + rand() % 250);
 		return len;
 	case 3: /* unknown type */
 		len = rp_test_encode(buf, &v);
@@ -566,7 +566,7 @@ Test(store_cli, bad_arguments_get_clear_errors)
 					   NULL },
 		    2, "an empty element");
 	expect_fail((const char *const[]){ "--help", NULL }, 0, "Usage: rp-store");
-	expect_fail((const char *const[]){ "--version", NULL }, 0, "protocol version 1");
+	expect_fail((const char *const[]){ "--version", NULL }, 0, "protocol version 2");
 }
 
 Test(store_cli, too_little_memory_is_refused)

@@ -801,7 +801,7 @@ static size_t b_msg_version(uint8_t *b)
 
 	fx_key(&k, IPPROTO_TCP, FX_CLIENT, 1, FX_SERVER, 2);
 	len = store_msg(b, FX_STORE, RP_MSG_ACK, &k, 1, FX_EPOCH, NULL, 0, NULL, 0);
-	b[ETH_IP_LEN + sizeof(struct udphdr)] = 2;
+	b[ETH_IP_LEN + sizeof(struct udphdr)] = RP_VERSION + 1;
 	return len;
 }
 static size_t b_msg_cut(uint8_t *b)

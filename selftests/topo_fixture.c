@@ -51,9 +51,15 @@ void topo_timing(unsigned int *lease_ms, unsigned int *time_scale)
 
 void topo_up(unsigned int nswitches, const char *lease_ms)
 {
+	topo_up_with(nswitches, lease_ms, NULL);
+}
+
+void topo_up_with(unsigned int nswitches, const char *lease_ms, const char *const *store_args)
+{
 	int err;
 
 	topo_build(nswitches);
+	topo.store_args = store_args;
 	err = rp_topo_start_store(&topo, lease_ms, "0");
 	cr_assert_eq(err, 0, "start rp-store: %s", strerror(-err));
 }

@@ -14,6 +14,8 @@ extern struct veth_peer *store_link[RP_TOPO_SWITCHES];
 
 /* Skips without root; builds n switches and starts the store. */
 void topo_up(unsigned int nswitches, const char *lease_ms);
+/* The same, rp-store with more arguments. */
+void topo_up_with(unsigned int nswitches, const char *lease_ms, const char *const *store_args);
 /*
  * A slower machine (a software-emulated VM: vmtests/init) sets a longer
  * lease (RP_TEST_LEASE_MS) and a factor for every duration

@@ -131,7 +131,9 @@ static void set_lb(void)
 	}
 }
 
-static void load(unsigned int nstores, uint8_t app, bool bounded)
+const uint64_t fx_mac_key[2] = { 0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull };
+
+static void load(unsigned int nstores, uint8_t app, bool bounded, bool mac)
 {
 	struct bpf_program *app_prog = NULL;
 
@@ -157,6 +159,13 @@ static void load(unsigned int nstores, uint8_t app, bool bounded)
 	if (app == RP_APP_LB)
 		set_lb();
 	fx.skel->rodata->cfg_bounded = bounded;
+	if (mac) {
+		/* this process seals and checks with the same key (the test is the store) */
+		fx.skel->rodata->cfg_mac = 1;
+		fx.skel->rodata->cfg_mac_key[0] = fx_mac_key[0];
+		fx.skel->rodata->cfg_mac_key[1] = fx_mac_key[1];
+		rp_msg_set_key(fx_mac_key);
+	}
 	fx.skel->rodata->cfg_sketch_threshold = FX_SKETCH_THRESHOLD;
 	/* as rp-load: only the application under test is loaded (and verified) */
 	{
@@ -195,37 +204,42 @@ void fx_netns(void)
 
 void fx_setup(void)
 {
-	load(1, RP_APP_NAT, false);
+	load(1, RP_APP_NAT, false, false);
 }
 
 void fx_setup_chains(void)
 {
-	load(2, RP_APP_NAT, false);
+	load(2, RP_APP_NAT, false, false);
 }
 
 void fx_setup_fw(void)
 {
-	load(1, RP_APP_FW, false);
+	load(1, RP_APP_FW, false, false);
 }
 
 void fx_setup_lb(void)
 {
-	load(1, RP_APP_LB, false);
+	load(1, RP_APP_LB, false, false);
 }
 
 void fx_setup_counter(void)
 {
-	load(1, RP_APP_COUNTER, true);
+	load(1, RP_APP_COUNTER, true, false);
 }
 
 void fx_setup_counter_lin(void)
 {
-	load(1, RP_APP_COUNTER, false);
+	load(1, RP_APP_COUNTER, false, false);
 }
 
 void fx_setup_sketch(void)
 {
-	load(1, RP_APP_SKETCH, true);
+	load(1, RP_APP_SKETCH, true, false);
+}
+
+void fx_setup_mac(void)
+{
+	load(1, RP_APP_NAT, false, true);
 }
 
 void fx_set_head(uint32_t store, uint32_t head)

@@ -72,6 +72,9 @@ void fx_setup_lb(void);
 void fx_setup_counter(void);
 void fx_setup_counter_lin(void);
 void fx_setup_sketch(void);
+/* The NAT with a MAC key (fx_mac_key) in the data plane and in this process's codec */
+void fx_setup_mac(void);
+extern const uint64_t fx_mac_key[2];
 void fx_teardown(void);
 
 /*

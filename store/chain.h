@@ -121,7 +121,7 @@ struct rp_link_session {
 
 _Static_assert(sizeof(struct rp_link_hdr) == 16, "link header");
 _Static_assert(sizeof(struct rp_link_flow) == 120, "link flow record");
-_Static_assert(RP_LINK_FRAME_MAX == 1790, "largest link frame");
+_Static_assert(RP_LINK_FRAME_MAX == 1798, "largest link frame");
 
 /* Bytes queued for a TCP peer: [off, len) not yet written. */
 struct rp_obuf {

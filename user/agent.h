@@ -34,6 +34,8 @@ struct rp_load_cfg {
 	uint32_t max_flows;
 	bool bounded;			/* --mode bounded */
 	uint32_t snapshot_ms;		/* --snapshot-ms: the period of bounded mode */
+	bool mac;			/* --mac-key */
+	uint64_t mac_key[2];
 	/* the applications' own settings (user/app.h) */
 	struct rp_nat_cfg nat;
 	struct rp_fw_cfg fw;

@@ -63,6 +63,8 @@ static const char usage_head[] =
 	"                           every --snapshot-ms, a crash loses at most one period's\n"
 	"                           (default: the application's; docs/APPS.md)\n"
 	"  -P, --snapshot-ms MS     bounded mode's snapshot period (default 50)\n"
+	"  -k, --mac-key FILE       messages carry a SipHash-2-4 MAC under the 128-bit key in\n"
+	"                           FILE (32 hex digits); the stores' without it are dropped\n"
 	"  -S, --status IFACE       print the counters of the rp-load running on IFACE\n"
 	"  -v, --verbose            libbpf's messages and more\n"
 	"  -h, --help               this text\n"
@@ -98,6 +100,7 @@ static const struct option common_opts[] = {
 	{ "port", required_argument, NULL, 'p' },
 	{ "mode", required_argument, NULL, 'M' },
 	{ "snapshot-ms", required_argument, NULL, 'P' },
+	{ "mac-key", required_argument, NULL, 'k' },
 	{ "status", required_argument, NULL, 'S' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -134,7 +137,7 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 				     .snapshot_ms = 50 };
 	build_options(opts);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:M:P:S:vh", opts, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:M:P:k:S:vh", opts, &idx)) != -1) {
 		switch (c) {
 		case 'a':
 			cfg->app = rp_app_find(optarg);
@@ -195,6 +198,13 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 		case 'S':
 			*status = optarg;
 			return 1;
+		case 'k':
+			if (rp_mac_key_read("rp-load", optarg, cfg->mac_key))
+				return -EINVAL;
+			cfg->mac = true;
+			/* the agent's own messages (heartbeats, snapshots) too */
+			rp_msg_set_key(cfg->mac_key);
+			break;
 		case 'v':
 			cfg->verbose = true;
 			break;
@@ -406,6 +416,9 @@ static int load(struct rp_agent *a)
 	a->skel->rodata->cfg_src_port = htons(a->src_port);
 	a->skel->rodata->cfg_nstores = c->nstores;
 	a->skel->rodata->cfg_bounded = c->bounded;
+	a->skel->rodata->cfg_mac = c->mac;
+	a->skel->rodata->cfg_mac_key[0] = c->mac_key[0];
+	a->skel->rodata->cfg_mac_key[1] = c->mac_key[1];
 	set_replicas(a);
 	c->app->configure(a->skel, c);
 	/* only the application this switch runs is loaded (and verified) */

@@ -131,13 +131,18 @@ bool rp_topo_xdp_attached(const char *ns, const char *ifname)
 
 int rp_topo_socket(const char *ns, int domain, int type)
 {
+	return rp_topo_socket_proto(ns, domain, type, 0);
+}
+
+int rp_topo_socket_proto(const char *ns, int domain, int type, int protocol)
+{
 	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd = -1, err;
 
 	if (self < 0)
 		return -errno;
 	err = enter_ns(ns);
 	if (!err) {
-		fd = socket(domain, type | SOCK_CLOEXEC, 0);
+		fd = socket(domain, type | SOCK_CLOEXEC, protocol);
 		if (fd < 0)
 			err = -errno;
 		setns(self, CLONE_NEWNET);
@@ -391,9 +396,13 @@ int rp_topo_restore_switch(struct rp_topo *t, unsigned int i)
 int rp_topo_start_store(struct rp_topo *t, const char *lease_ms, const char *grace_ms)
 {
 	char bin[300];
-	const char *argv[] = { bin, "--listen", RP_TOPO_STORE, "--lease-ms", lease_ms,
-			       "--grace-ms", grace_ms, NULL };
+	const char *argv[24] = { bin, "--listen", RP_TOPO_STORE, "--lease-ms", lease_ms,
+				 "--grace-ms", grace_ms };
+	int n = 7;
 
+	for (const char *const *a = t->store_args; a && *a && n < 23; a++)
+		argv[n++] = *a;
+	argv[n] = NULL;
 	snprintf(bin, sizeof(bin), "%s/rp-store", t->bin_dir);
 	unlink(t->store_log);
 	t->store_pid = rp_topo_spawn(t->ns_store, argv, t->store_log);

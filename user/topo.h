@@ -62,6 +62,7 @@ struct rp_topo {
 	 * the client to RP_TOPO_EXT.  Set after rp_topo_create().
 	 */
 	const char *const *app_args;
+	const char *const *store_args;	/* more rp-store arguments (rp_topo_start_store) */
 
 	unsigned int nreplicas;
 	char ns_rep[RP_TOPO_REPLICAS][32];
@@ -157,6 +158,7 @@ int rp_topo_server_addr(struct rp_topo *t, const char *addr);
 
 /* A socket made in a namespace (it stays there). */
 int rp_topo_socket(const char *ns, int domain, int type);
+int rp_topo_socket_proto(const char *ns, int domain, int type, int protocol);
 
 /* A data plane counter of switch i (summed over CPUs), from its pins; -1 if none. */
 long long rp_topo_dp_stat(struct rp_topo *t, unsigned int i, const char *name);

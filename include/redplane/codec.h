@@ -27,6 +27,7 @@ enum rp_decode_err {
 	RP_E_SWITCH,	/* switch id 0 */
 	RP_E_REASON,	/* reason set outside a REJECT, or unknown in one */
 	RP_E_DIRECTION,	/* valid message the receiver's role never accepts */
+	RP_E_MAC,	/* a MAC key is set and the message's MAC is not its own */
 	__RP_E_MAX,
 };
 
@@ -46,7 +47,24 @@ struct rp_msg_view {
 	struct rp_flow_key key;	/* wire bytes, network order */
 	const uint8_t *state;	/* RP_STATE_MAX bytes, state_len meaningful */
 	const uint8_t *pkt;	/* pkt_len bytes */
+	uint64_t mac;		/* as on the wire; encode seals over it when a key is set */
 };
+
+/*
+ * The deployment's MAC key (docs/SECURITY.md), for this process: from now
+ * on rp_msg_encode() seals every message and rp_msg_decode() refuses one
+ * whose MAC is not right (-RP_E_MAC).  NULL: no key, MACs neither written
+ * nor checked.
+ */
+void rp_msg_set_key(const uint64_t key[2]);
+/* The MAC of a message (its first RP_MAC_COVERED bytes) under `key`. */
+uint64_t rp_msg_mac(const void *msg, const uint64_t key[2]);
+/*
+ * A key file: 32 hexadecimal digits (128 bits), blank lines and '#'
+ * comments allowed.  0, or -EINVAL/-errno after saying why (prog: for
+ * messages).
+ */
+int rp_mac_key_read(const char *prog, const char *path, uint64_t key[2]);
 
 /* Returns 0, or -RP_E_* naming the first rule the datagram breaks. */
 int rp_msg_decode(const void *buf, size_t len, struct rp_msg_view *v);

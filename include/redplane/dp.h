@@ -130,6 +130,7 @@ struct rp_dp_wcopy {
 	X(rx_store)		/* protocol messages from a store */	\
 	X(drop_bad_source)	/* protocol port, but not from a store */ \
 	X(drop_malformed_msg)	/* protocol message breaking a rule */	\
+	X(drop_bad_mac)		/* --mac-key: a message whose MAC is not right */ \
 	X(hb_ack_pass)		/* heartbeat acks handed to rp-load */	\
 	X(grant)		/* lease granted, flow installed */	\
 	X(migrate)		/* lease with stored state, installed */ \

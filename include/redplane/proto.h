@@ -18,7 +18,7 @@
 
 #include <linux/types.h>
 
-#define RP_VERSION		1
+#define RP_VERSION		2	/* 2: the keyed MAC field */
 
 /* Default UDP port of rp-store. */
 #define RP_DEFAULT_PORT		4791
@@ -134,8 +134,17 @@ struct rp_msg {
 	struct rp_hdr hdr;
 	struct rp_flow_key key;
 	__u8 state[RP_STATE_MAX];
+	/*
+	 * SipHash-2-4 of the 128 bytes above under the deployment's key
+	 * (redplane/siphash.h, docs/SECURITY.md), little-endian; 0 when no
+	 * key is configured.  The piggybacked packet is not covered.
+	 */
+	__u8 mac[8];
 	/* followed by hdr.pkt_len bytes of packet */
 } __attribute__((packed));
+
+/* The bytes the MAC covers: header, key and state. */
+#define RP_MAC_COVERED	__builtin_offsetof(struct rp_msg, mac)
 
 #define RP_MSG_LEN	sizeof(struct rp_msg)
 #define RP_DGRAM_MAX	(RP_MSG_LEN + RP_PKT_MAX)
@@ -143,8 +152,9 @@ struct rp_msg {
 _Static_assert(sizeof(union rp_addr) == 16, "rp_addr size");
 _Static_assert(sizeof(struct rp_flow_key) == 40, "rp_flow_key size");
 _Static_assert(sizeof(struct rp_hdr) == 24, "rp_hdr size");
-_Static_assert(sizeof(struct rp_msg) == 128, "rp_msg size");
-_Static_assert(RP_DGRAM_MAX == 1646, "largest datagram");
+_Static_assert(sizeof(struct rp_msg) == 136, "rp_msg size");
+_Static_assert(RP_DGRAM_MAX == 1654, "largest datagram");
+_Static_assert(__builtin_offsetof(struct rp_msg, mac) == 128, "mac offset");
 _Static_assert(__builtin_offsetof(struct rp_hdr, app_id) == 2,
 	       "app_id offset is used by the shard steering filter");
 _Static_assert(__builtin_offsetof(struct rp_hdr, seq) == 8, "seq offset");

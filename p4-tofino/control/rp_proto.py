@@ -73,16 +73,18 @@ class Protocol:
             if any(bits % 8 for _, bits in fields):
                 raise ProtocolError("%s: a field is not whole bytes" % name)
             self.layouts[name] = Layout(name, fields)
-        for need in ("rp_hdr_h", "rp_key_h", "rp_nat_state_h", "rp_head_hint_h"):
+        for need in ("rp_hdr_h", "rp_key_h", "rp_nat_state_h", "rp_mac_h", "rp_head_hint_h"):
             if need not in self.layouts:
                 raise ProtocolError("%s declares no header %s" % (path, need))
         self.hdr = self.layouts["rp_hdr_h"]
         self.key = self.layouts["rp_key_h"]
         self.state = self.layouts["rp_nat_state_h"]
         self.hint = self.layouts["rp_head_hint_h"]
-        self.msg_len = self.hdr.size + self.key.size + self.state.size
-        if self.msg_len != 128:
-            raise ProtocolError("%s: a message is %d bytes, not 128" % (path, self.msg_len))
+        self.mac = self.layouts["rp_mac_h"]
+        self.msg_len = self.hdr.size + self.key.size + self.state.size + self.mac.size
+        if self.msg_len != self.RP_MSG_LEN:
+            raise ProtocolError("%s: a message is %d bytes, not RP_MSG_LEN %d" %
+                                (path, self.msg_len, self.RP_MSG_LEN))
         self.msg_names = {v: n[len("RP_MSG_"):].lower() for n, v in self.consts.items()
                           if n.startswith("RP_MSG_")}
         self.reject_names = {v: n[len("RP_REJ_"):].lower() for n, v in self.consts.items()
@@ -92,7 +94,7 @@ class Protocol:
 
     def encode(self, msg_type, switch_id, seq=0, epoch=0, app_id=0, flags=0, reason=0,
                lease_ms=0, gen=0, key=None, state=b"", pkt=b""):
-        """A message: 128 bytes and the piggybacked packet.  key: a dict of rp_key_h fields."""
+        """A message (RP_MSG_LEN bytes, MAC 0) and the piggybacked packet.  key: a dict of rp_key_h fields."""
         if len(state) > self.RP_STATE_MAX:
             raise ProtocolError("state of %d bytes" % len(state))
         if state:
@@ -105,7 +107,8 @@ class Protocol:
                             epoch=epoch & 0xffffffff, lease_ms=lease_ms, pkt_len=len(pkt),
                             gen=gen & 0xffff)
         key_bytes = self.key.pack(**(key or {}))
-        return hdr + key_bytes + state.ljust(self.state.size, b"\0") + pkt
+        return (hdr + key_bytes + state.ljust(self.state.size, b"\0") +
+                b"\0" * self.mac.size + pkt)
 
     def decode(self, data):
         """The fields of a message (header, key, state bytes, packet), checked as a switch would."""

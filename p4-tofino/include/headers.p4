@@ -188,6 +188,7 @@ struct rp_headers_t {
     rp_hdr_h        rp_hdr;
     rp_key_h        rp_key;
     rp_nat_state_h  rp_state;
+    rp_mac_h        rp_mac;
     ethernet_h      inner_eth;      /* the Ethernet header of the frame a message carries */
     vlan_tag_h      vlan;
     ipv4_h          ipv4;
@@ -224,11 +225,11 @@ const bit<8> RP_FATE_STEER = 5;     /* to the state pipe */
 /*
  * Outer headers of a message: Ethernet, IPv4, UDP (no VLAN: the store link
  * carries none), then the message itself, rp_hdr_h + rp_key_h + the state
- * (24 + 40 + 64 bytes).  redplane.p4 has no RP_MSG_LEN to build this from.
+ * + rp_mac_h (24 + 40 + 64 + 8 bytes = RP_MSG_LEN).
  */
-const bit<16> RP_ENCAP_LEN = 14 + 20 + 8 + 24 + 40 + 64;
-const bit<16> RP_UDP_MSG_LEN = 8 + 24 + 40 + 64;       /* UDP length of a message with no packet */
-const bit<16> RP_IP_MSG_LEN = 20 + 8 + 24 + 40 + 64;   /* IPv4 length of the same */
+const bit<16> RP_ENCAP_LEN = 14 + 20 + 8 + RP_MSG_LEN;
+const bit<16> RP_UDP_MSG_LEN = 8 + RP_MSG_LEN;         /* UDP length of a message with no packet */
+const bit<16> RP_IP_MSG_LEN = 20 + 8 + RP_MSG_LEN;     /* IPv4 length of the same */
 
 /* rp_ig_md_t.flags: local to the switch, never replicated (dp.h's RP_DPF_*) */
 const bit<8> RP_FL_REV_PENDING = 0x01;  /* NAT: the reverse key is not yet in the store */

@@ -186,6 +186,8 @@ control RpNat(inout rp_headers_t hdr, inout rp_ig_md_t md)
 
         hdr.rp_state.setValid();
         hdr.rp_state.rest = 0;
+        hdr.rp_mac.setValid();
+        hdr.rp_mac.mac = 0;         /* no SipHash here: no --mac-key with Tofino */
 
         hdr.rp_recirc.setInvalid();
         hdr.bridge.flags = RP_BR_REQUEST;

@@ -111,6 +111,7 @@ parser RpIngressParser(packet_in pkt,
         pkt.extract(hdr.rp_hdr);
         pkt.extract(hdr.rp_key);
         pkt.extract(hdr.rp_state);
+        pkt.extract(hdr.rp_mac);
         transition accept;
     }
 
@@ -181,6 +182,7 @@ parser RpIngressParser(packet_in pkt,
         pkt.extract(hdr.rp_hdr);
         pkt.extract(hdr.rp_key);
         pkt.extract(hdr.rp_state);
+        pkt.extract(hdr.rp_mac);
         transition select(hdr.rp_hdr.flags & RP_F_PKT) {
             RP_F_PKT: parse_inner_eth;
             default: accept;

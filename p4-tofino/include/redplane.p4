@@ -16,12 +16,12 @@
 
 /* ---- constants (include/redplane/proto.h) ---- */
 
-const bit<8>  RP_VERSION = 1;
+const bit<8>  RP_VERSION = 2;
 const bit<16> RP_DEFAULT_PORT = 4791;
 const bit<8>  RP_STATE_MAX = 64;
 const bit<16> RP_PKT_MAX = 1518;
-const bit<16> RP_MSG_LEN = 128;		/* header, key and state */
-const bit<16> RP_DGRAM_MAX = 1646;	/* RP_MSG_LEN + RP_PKT_MAX */
+const bit<16> RP_MSG_LEN = 136;		/* header, key, state and MAC */
+const bit<16> RP_DGRAM_MAX = 1654;	/* RP_MSG_LEN + RP_PKT_MAX */
 
 /* enum rp_msg_type */
 const bit<8> RP_MSG_LEASE_REQ = 1;
@@ -111,6 +111,15 @@ header rp_nat_state_h {
     bit<8>   dir;
     bit<8>   closing;
     bit<448> rest;
+}
+
+/*
+ * struct rp_msg's mac: SipHash-2-4 of the 128 bytes before it under the
+ * deployment's key (docs/SECURITY.md).  This program sends 0 and does not
+ * check it: a deployment with Tofino switches runs without --mac-key.
+ */
+header rp_mac_h {
+    bit<64>  mac;
 }
 
 /* struct rp_head_hint: the state of a REJECT not_head */

@@ -151,9 +151,9 @@ def rp_msg(msg_type, switch_id, key=None, seq=0, epoch=0, gen=0, app_id=None, fl
                 reason=reason, state_len=state_len, seq=seq, epoch=epoch, lease_ms=lease_ms,
                 pkt_len=len(pkt), gen=gen)
     k = key if key is not None else RpKey(family=0)
-    return bytes(hdr) + bytes(k) + sbytes.ljust(64, b"\0")[:64] + bytes(pkt)
+    return bytes(hdr) + bytes(k) + sbytes.ljust(64, b"\0")[:64] + bytes(8) + bytes(pkt)
 
 
 def parse_msg(data):
-    """(RpHdr, RpKey, RpNatState, packet bytes) of a message's bytes."""
-    return (RpHdr(data[:24]), RpKey(data[24:64]), RpNatState(data[64:128]), data[128:])
+    """(RpHdr, RpKey, RpNatState, packet bytes) of a message's bytes (the MAC, 128-136, skipped)."""
+    return (RpHdr(data[:24]), RpKey(data[24:64]), RpNatState(data[64:128]), data[136:])
