@@ -254,9 +254,10 @@ static int build_switch(struct rp_topo *t, unsigned int i)
 		return -EIO;
 	if (rp_topo_sh(s->ns,
 		       "ip addr add 10.10.%u.1/24 dev %s; ip addr add 10.20.%u.1/24 dev %s; "
-		       "ip addr add 192.0.2.%u/30 dev %s; "
+		       "ip addr add 192.0.2.%u/30 dev %s; ip link set %s mtu %u; "
 		       "for l in %s %s %s; do ip link set $l up; ethtool -K $l tx off >/dev/null; done",
-		       n, s->if_int, n, s->if_ext, sto + 1, s->if_sto, s->if_int, s->if_ext, s->if_sto) ||
+		       n, s->if_int, n, s->if_ext, sto + 1, s->if_sto, s->if_sto, RP_TOPO_STORE_MTU,
+		       s->if_int, s->if_ext, s->if_sto) ||
 	    switch_routes(t, i))
 		return -EIO;
 	/*
@@ -267,7 +268,8 @@ static int build_switch(struct rp_topo *t, unsigned int i)
 	snprintf(v_addr, sizeof(v_addr), "10.20.%u.2/24", n);
 	snprintf(st_addr, sizeof(st_addr), "192.0.2.%u/30", sto + 2);
 	if (far_end(t, t->ns_client, "c", n, c_addr) || far_end(t, t->ns_server, "v", n, v_addr) ||
-	    far_end(t, t->ns_store, "st", n, st_addr))
+	    far_end(t, t->ns_store, "st", n, st_addr) ||
+	    rp_topo_sh(t->ns_store, "ip link set st%u mtu %u", n, RP_TOPO_STORE_MTU))
 		return -EIO;
 	return 0;
 }
@@ -673,11 +675,11 @@ int rp_topo_add_chain(struct rp_topo *t, unsigned int n)
 			return -EIO;
 		t->nreplicas = r + 1;
 		if (rp_topo_sh(t->ns_store,
-			       "ip link add %sR%u type veth peer name eth0 netns %s; "
+			       "ip link add %sR%u mtu %u type veth peer name eth0 mtu %u netns %s; "
 			       "ip addr add 192.0.2.%u/32 dev %sR%u; ip link set %sR%u up; "
 			       "ip route add 192.0.2.%u/32 dev %sR%u",
-			       t->prefix, r + 1, t->ns_rep[r], 101 + r, t->prefix, r + 1, t->prefix,
-			       r + 1, 11 + r, t->prefix, r + 1) ||
+			       t->prefix, r + 1, RP_TOPO_STORE_MTU, RP_TOPO_STORE_MTU, t->ns_rep[r],
+			       101 + r, t->prefix, r + 1, t->prefix, r + 1, 11 + r, t->prefix, r + 1) ||
 		    rp_topo_sh(t->ns_rep[r],
 			       "ip link set lo up; ip addr add 192.0.2.%u/32 dev eth0; "
 			       "ip link set eth0 up; ip route add 192.0.2.%u/32 dev eth0; "

@@ -25,6 +25,11 @@
 #include <sys/types.h>
 
 #define RP_TOPO_SWITCHES	2
+/*
+ * The store links carry a full-size frame inside a request: at least
+ * RP_DGRAM_MAX + 28 bytes (docs/PROTOCOL.md).
+ */
+#define RP_TOPO_STORE_MTU	1700
 #define RP_TOPO_STORE		"192.0.2.10:4791"
 #define RP_TOPO_CLIENT		"10.1.0.2"
 #define RP_TOPO_SERVER		"198.51.100.2"
