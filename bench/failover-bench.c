@@ -696,9 +696,9 @@ static void summary(struct bench *b)
 		m = sorted(b->res[SYS_CONNTRACKD][e], o->runs, w, get_synced);
 		if (n && m)
 			printf("nft-conntrackd %s: sw2's takeover (commit, flush, resync%s) took %.1f ms "
-			       "(median); its external cache held %.0f of the %u connections "
-			       "(median) 300 ms before the event\n", ev_name[e],
-			       e == EV_CRASH ? "" : ", bulk send", median(v, n), median(w, m),
+			       "(median); 300 ms before the event its external cache held %.0f to "
+			       "%.0f of the %u connections\n", ev_name[e],
+			       e == EV_CRASH ? "" : ", bulk send", median(v, n), w[0], w[m - 1],
 			       o->conns + 1);
 	}
 	printf("stall: the longest gap in the bulk stream's received bytes that ends after the "
