@@ -560,14 +560,15 @@ static int one_run(struct bench *b, enum rp_system sys, enum rp_event ev, struct
 		r->survived += !c->error && !c->out_of_order && c->received == c->sent &&
 			       c->first_rx_after_ns;
 	}
-	if (io.bulk_broken || !io.rx_after_fail) {
+	/*
+	 * Still silent at the end, longer than any gap that ended: the stream
+	 * did not resume within the window, and no number of ms would be true.
+	 */
+	if (io.bulk_broken || !io.rx_after_fail ||
+	    (end > io.last_rx_ns && end - io.last_rx_ns > io.stall_ns))
 		r->stall_ms = INFINITY;
-	} else {
-		uint64_t open_gap = end > io.last_rx_ns ? end - io.last_rx_ns : 0;
-
-		/* silent until the end: that gap counts too */
-		r->stall_ms = (double)(io.stall_ns > open_gap ? io.stall_ns : open_gap) / 1e6;
-	}
+	else
+		r->stall_ms = (double)io.stall_ns / 1e6;
 	r->ok = true;
 out:
 	if (io.bulk_c >= 0)
@@ -635,7 +636,7 @@ static double get_synced(const struct result *r)
 static void fmt_ms(char *buf, size_t size, double ms)
 {
 	if (isinf(ms))
-		snprintf(buf, size, "never");
+		snprintf(buf, size, "stuck");
 	else
 		snprintf(buf, size, "%.1f", ms);
 }
@@ -708,7 +709,7 @@ static void summary(struct bench *b)
 			       o->conns + 1);
 	}
 	printf("stall: the longest gap in the bulk stream's received bytes that ends after the "
-	       "event (\"never\": it did not resume); survived: of the %u connections, those "
+	       "event (\"stuck\": it had not resumed when the run ended); survived: of the %u connections, those "
 	       "that delivered every byte in order after the event\n", o->conns);
 }
 
@@ -775,7 +776,7 @@ static const char usage_text[] =
 	"  -c, --connections N   concurrent connections per run (default 200)\n"
 	"  -l, --lease-ms MS     redplane's lease period (default 200)\n"
 	"  -b, --before-ms MS    streaming before the event (default 1000)\n"
-	"  -a, --after-ms MS     streaming after it (default 2000)\n"
+	"  -a, --after-ms MS     streaming after it (default 3000)\n"
 	"  -r, --rate-mbps R     the bulk stream's paced rate, 0: unpaced (default 100)\n"
 	"  -s, --system NAME     redplane or nft-conntrackd only (default both)\n"
 	"  -e, --event NAME      crash or reroute only (default both)\n";
@@ -808,7 +809,7 @@ static int parse(struct opts *o, int argc, char **argv)
 	int c;
 
 	*o = (struct opts){ .runs = 10, .conns = 200, .lease_ms = 200, .before_ms = 1000,
-			    .after_ms = 2000, .drain_ms = 2000, .rate_mbps = 100,
+			    .after_ms = 3000, .drain_ms = 2000, .rate_mbps = 100,
 			    .sys = { true, true }, .ev = { true, true } };
 	while ((c = getopt_long(argc, argv, "n:c:l:b:a:r:s:e:h", long_opts, NULL)) != -1) {
 		int err = 0;
@@ -931,8 +932,9 @@ int main(int argc, char **argv)
 					continue;
 				}
 				fmt_ms(stall, sizeof(stall), r->stall_ms);
-				printf("  run %2u %-15s %-8s stall %7s ms  survived %u/%u\n", run + 1,
-				       sys_name[s], ev_name[e], stall, r->survived, r->total);
+				printf("  run %2u %-15s %-8s stall %7s%s  survived %u/%u\n", run + 1,
+				       sys_name[s], ev_name[e], stall, isinf(r->stall_ms) ? "   " : " ms",
+				       r->survived, r->total);
 			}
 		}
 	}
