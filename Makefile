@@ -185,6 +185,16 @@ $(MODE_BENCH): $(OUTPUT)/bench/mode-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
 
 $(OUTPUT)/bench/mode-bench.o: ALL_CPPFLAGS += -Iuser
 
+# bench/failover-bench.sh: failover, redplane against nftables NAT + conntrackd
+FAILOVER_BENCH := $(OUTPUT)/failover-bench
+all: $(FAILOVER_BENCH)
+
+$(FAILOVER_BENCH): $(OUTPUT)/bench/failover-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS) -lm
+
+$(OUTPUT)/bench/failover-bench.o: ALL_CPPFLAGS += -Iuser
+
 $(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) -lm

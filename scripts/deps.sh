@@ -13,6 +13,9 @@ PKGS=(
 	zookeeper libzookeeper-mt-dev
 	# the checks of the Tofino program that need no SDE (p4-tofino/build.sh --check)
 	python3
+	# bench/failover-bench: the kernel's NAT with its state synchronised by
+	# conntrackd (FTFW), the baseline redplane's failover is compared against
+	conntrackd
 	# make verify: the protocol model (docs/MODEL.md)
 	spin
 	# make vmtest: software-emulated VMs on Debian's kernel packages
