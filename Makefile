@@ -48,6 +48,7 @@ XDP_BENCH := $(OUTPUT)/xdp-bench
 RP_DEMO := $(OUTPUT)/rp-demo
 TOPO_OBJS := $(OUTPUT)/user/topo.o $(OUTPUT)/user/stream.o
 NAT_BENCH := $(OUTPUT)/nat-bench
+FWD_BENCH := $(OUTPUT)/fwd-bench
 RP_BENCH := $(OUTPUT)/rp-bench
 RP_ECHO := $(OUTPUT)/rp-echo
 SELFTESTS := $(OUTPUT)/selftests/rp-selftests
@@ -58,7 +59,7 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
 all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(SELFTESTS) \
-     $(OUTPUT)/bpf/veth_peer.bpf.o
+     $(OUTPUT)/bpf/veth_peer.bpf.o $(FWD_BENCH)
 
 ## deps: install build and test dependencies (Debian packages; needs root)
 deps:
@@ -174,6 +175,19 @@ $(NAT_BENCH): $(OUTPUT)/bench/nat-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
 
 $(OUTPUT)/bench/nat-bench.o: ALL_CPPFLAGS += -Iuser
+
+# fwd-bench: its traffic generator and sink (bpf/trafficgen.bpf.c)
+$(OUTPUT)/bpf/trafficgen.bpf.o: bpf/trafficgen.bpf.c
+	$(call msg,CLANG-BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(FWD_BENCH): $(OUTPUT)/bench/fwd-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
+
+$(OUTPUT)/bench/fwd-bench.o: ALL_CPPFLAGS += -Iuser
+$(OUTPUT)/bench/fwd-bench.o: $(SKELS) $(OUTPUT)/include/trafficgen.skel.h
 
 $(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)
