@@ -27,4 +27,16 @@ static inline void rp_bench_csv(int section, const char *name, double value, con
 	fclose(f);
 }
 
+/* PREFIX_WHAT_p50 and PREFIX_WHAT_p99, in microseconds. */
+static inline void rp_bench_csv_pct(int section, const char *prefix, const char *what, double p50,
+				    double p99)
+{
+	char name[96];
+
+	snprintf(name, sizeof(name), "%s_%s_p50", prefix, what);
+	rp_bench_csv(section, name, p50, "us");
+	snprintf(name, sizeof(name), "%s_%s_p99", prefix, what);
+	rp_bench_csv(section, name, p99, "us");
+}
+
 #endif /* __RP_BENCH_CSV_H */

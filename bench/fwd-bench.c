@@ -39,6 +39,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,15 @@
 
 enum variant { V_REDPLANE, V_NOREPL, V_NFT, NVARIANTS };
 static const char *const vname[NVARIANTS] = { "redplane_nat", "xdp_nat_norepl", "nftables_nat" };
+/* SIGINT, SIGTERM: stop between steps and tear everything down */
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
 static const char *const vtext[NVARIANTS] = { "redplane NAT (read path)",
 					      "XDP NAT, replication compiled out",
 					      "nftables NAT (kernel)" };
@@ -260,7 +270,7 @@ static int attach(struct bench *b, enum variant v)
  */
 static int establish(struct bench *b, enum variant v)
 {
-	for (int tries = 0; tries < 50; tries++) {
+	for (int tries = 0; tries < 50 && !stopping; tries++) {
 		long long f0 = fast_path(b, v);
 		uint64_t got;
 		double secs;
@@ -407,12 +417,16 @@ static int forwarding(struct bench *b)
 	int err;
 
 	for (unsigned int r = 0; r < b->o.rounds; r++) {
-		for (int v = 0; v < NVARIANTS; v++) {
+		/* each round starts with another variant: no order favours one */
+		for (int i = 0; i < NVARIANTS; i++) {
+			int v = (int)((i + r) % NVARIANTS);
 			uint64_t got;
 			double secs;
 
 			long long fp;
 
+			if (stopping)
+				return -EINTR;
 			err = attach(b, v);
 			if (!err)
 				err = establish(b, v);
@@ -588,7 +602,7 @@ static int stream(struct bench *b, struct snapshot *s0, struct snapshot *s1)
 		err = -EAGAIN;
 	if (err)
 		goto out;
-	while (sent < d.want && now_ns() < deadline) {
+	while (sent < d.want && now_ns() < deadline && !stopping) {
 		size_t len = d.want - sent < sizeof(buf) ? (size_t)(d.want - sent) : sizeof(buf);
 		ssize_t n = send(cfd, buf, len, 0);
 
@@ -616,7 +630,7 @@ static int short_conns(struct bench *b, struct snapshot *s0, struct snapshot *s1
 	if (lfd < 0)
 		return lfd;
 	err = snapshot(b, s0);
-	for (unsigned int i = 0; !err && i < b->o.conns; i++) {
+	for (unsigned int i = 0; !err && i < b->o.conns && !stopping; i++) {
 		size_t got = 0;
 		ssize_t n;
 		int cfd, sfd;
@@ -671,6 +685,8 @@ static void traffic_report(const char *name, const char *text, const struct snap
 	ROW("store_both_per_data", (double)(to + from) / (double)data, "ratio");
 	ROW("renew_bytes", renew, "bytes");
 	ROW("renew_per_data", renew / (double)data, "ratio");
+	/* the reference design sends the same leases and writes, and the renews */
+	ROW("reference_per_data", ((double)to + renew) / (double)data, "ratio");
 #undef ROW
 }
 
@@ -691,6 +707,8 @@ static int traffic(struct bench *b)
 		err = stream(b, &r0, &r1);
 	if (!err)
 		err = short_conns(b, &w0, &w1);
+	if (!err && stopping)
+		err = -EINTR;
 	if (err) {
 		fprintf(stderr, "fwd-bench: Couldn't run the TCP traffic: %s\n", strerror(-err));
 		return err;
@@ -757,6 +775,8 @@ int main(int argc, char **argv)
 	if (n <= 0)
 		return 1;
 	self[n] = '\0';
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 	b.self_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (b.self_ns < 0)
 		return 1;
