@@ -549,9 +549,10 @@ virt=$(systemd-detect-virt 2>/dev/null || true)
 			echo "| $t | $(n "$(v 6 "${w}_data_bytes")") | $(n "$(v 6 "${w}_to_store_bytes")") | $(n "$(v 6 "${w}_from_store_bytes")") | $(g "$(v 6 "${w}_to_store_per_data")") | $(g "$(v 6 "${w}_store_both_per_data")") | $(n "$(v 6 "${w}_renew_bytes")") ($(n "$(v 6 "${w}_read_packets")") packets) | $(g "$(v 6 "${w}_reference_per_data")") |"
 		done
 		echo
-		echo "The reference design sends the same lease requests and writes plus its renews:"
-		echo "$(ratio "$(v 6 read_reference_per_data)" "$(v 6 read_to_store_per_data)" | sed 's/\.00$//')x redplane's bytes to the store on the read-centric traffic,"
-		echo "$(ratio "$(v 6 write_reference_per_data)" "$(v 6 write_to_store_per_data)")x on the write-centric."
+		echo "On the same traffic the reference design sends the same lease requests and"
+		echo "writes plus its renews: read-centric, $(n "$(v 6 read_renew_bytes)") bytes more than redplane's"
+		echo "$(n "$(v 6 read_to_store_bytes)"); write-centric, $(n "$(v 6 write_renew_bytes)") more than $(n "$(v 6 write_to_store_bytes)")"
+		echo "($(ratio "$(v 6 write_reference_per_data)" "$(v 6 write_to_store_per_data)")x)."
 		echo
 		echo "Idle, the switch sends $(n "$(v 6 idle_to_store)") bytes/s to the store (its session heartbeats)."
 		echo
