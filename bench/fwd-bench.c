@@ -63,6 +63,10 @@
 
 enum variant { V_REDPLANE, V_NOREPL, V_NFT, NVARIANTS };
 static const char *const vname[NVARIANTS] = { "redplane_nat", "xdp_nat_norepl", "nftables_nat" };
+static const char *const vtext[NVARIANTS] = { "redplane NAT (read path)",
+					      "XDP NAT, replication compiled out",
+					      "nftables NAT (kernel)" };
+
 /* SIGINT, SIGTERM: stop between steps and tear everything down */
 static volatile sig_atomic_t stopping;
 
@@ -71,10 +75,6 @@ static void on_signal(int sig)
 	(void)sig;
 	stopping = 1;
 }
-
-static const char *const vtext[NVARIANTS] = { "redplane NAT (read path)",
-					      "XDP NAT, replication compiled out",
-					      "nftables NAT (kernel)" };
 
 struct opts {
 	unsigned int frames, rounds, flows, stream_mib, conns;
