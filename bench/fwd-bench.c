@@ -195,7 +195,8 @@ static uint64_t received(struct bench *b)
  */
 static int blast(struct bench *b, unsigned int n, double *secs, uint64_t *got)
 {
-	struct xdp_md ctx = { .data_end = FRAME_LEN, .ingress_ifindex = (uint32_t)b->client_ifindex };
+	struct xdp_md ctx = { .data_end = FRAME_LEN,
+			      .ingress_ifindex = (uint32_t)b->client_ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = b->frame, .data_size_in = FRAME_LEN,
 		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = n,
 		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);

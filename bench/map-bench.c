@@ -55,8 +55,8 @@ static int fill(int fd, unsigned int n, __u32 value_size)
 
 		/* distinct flows: 10.0.0.0/8 sources, one port each */
 		for (__u32 i = 0; i < count; i++)
-			rp_key_v4(&keys[i], IPPROTO_TCP, htonl(0x0a000000u + done + i), htons(40000),
-				  htonl(0xc6336402u), htons(80));
+			rp_key_v4(&keys[i], IPPROTO_TCP, htonl(0x0a000000u + done + i),
+				  htons(40000), htonl(0xc6336402u), htons(80));
 		if (bpf_map_update_batch(fd, keys, values, &count, NULL))
 			err = -errno;
 		done += count;
@@ -129,7 +129,8 @@ int main(int argc, char **argv)
 	}
 	skel = redplane__open();	/* the definition only: nothing loaded */
 	if (!skel) {
-		fprintf(stderr, "map-bench: Couldn't open the data plane object: %s\n", strerror(errno));
+		fprintf(stderr, "map-bench: Couldn't open the data plane object: %s\n",
+			strerror(errno));
 		return 1;
 	}
 	def = skel->maps.flows;
@@ -138,7 +139,8 @@ int main(int argc, char **argv)
 	if (!err)
 		err = measure(def, flags | BPF_F_NO_PREALLOC, n, &dyn);
 	if (err) {
-		fprintf(stderr, "map-bench: Couldn't fill a map of %u flows: %s\n", n, strerror(-err));
+		fprintf(stderr, "map-bench: Couldn't fill a map of %u flows: %s\n", n,
+			strerror(-err));
 		redplane__destroy(skel);
 		return 1;
 	}
