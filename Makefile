@@ -50,6 +50,8 @@ RP_DEMO := $(OUTPUT)/rp-demo
 TOPO_OBJS := $(OUTPUT)/user/topo.o $(OUTPUT)/user/stream.o
 NAT_BENCH := $(OUTPUT)/nat-bench
 MODE_BENCH := $(OUTPUT)/mode-bench
+FWD_BENCH := $(OUTPUT)/fwd-bench
+MAP_BENCH := $(OUTPUT)/map-bench
 RP_BENCH := $(OUTPUT)/rp-bench
 RP_ECHO := $(OUTPUT)/rp-echo
 SELFTESTS := $(OUTPUT)/selftests/rp-selftests
@@ -60,7 +62,7 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
 all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(MODE_BENCH) $(SELFTESTS) \
-     $(OUTPUT)/bpf/veth_peer.bpf.o
+     $(OUTPUT)/bpf/veth_peer.bpf.o $(FWD_BENCH) $(MAP_BENCH)
 
 ## deps: install build and test dependencies (Debian packages; needs root)
 deps:
@@ -83,17 +85,12 @@ vmtest: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)OUTPUT=$(OUTPUT) vmtests/run.sh
 
-## bench: rp-store against an echo ceiling; chains of 1-3 replicas and their
-##        failover; each app's cost per packet with and without replication;
-##        TCP through a switch in namespaces; linearizable vs bounded mode
-##        (root)
+## bench: (root) every benchmark, one report: bench/report.md, bench/results.csv,
+##        bench/plots/*.png and README's results (bench/report.sh, docs/BENCH.md;
+##        under 20 minutes); BENCH_ARGS=--quick for a short trial run
 bench: deps
 	$(Q)$(MAKE) -s --no-print-directory all
-	$(Q)OUTPUT=$(OUTPUT) bench/store-bench.sh
-	$(Q)OUTPUT=$(OUTPUT) bench/chain-bench.sh
-	$(Q)$(XDP_BENCH)
-	$(Q)$(NAT_BENCH)
-	$(Q)$(MODE_BENCH)
+	$(Q)OUTPUT=$(OUTPUT) bench/report.sh $(BENCH_ARGS)
 
 ## p4: build the Tofino (TNA) program with the SDE named by SDE=; without
 ##     it, check what can be checked here and say why the build skipped
@@ -194,6 +191,25 @@ $(FAILOVER_BENCH): $(OUTPUT)/bench/failover-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS) -lm
 
 $(OUTPUT)/bench/failover-bench.o: ALL_CPPFLAGS += -Iuser
+
+# fwd-bench: its traffic generator and sink (bpf/trafficgen.bpf.c)
+$(OUTPUT)/bpf/trafficgen.bpf.o: bpf/trafficgen.bpf.c
+	$(call msg,CLANG-BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(FWD_BENCH): $(OUTPUT)/bench/fwd-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
+
+$(OUTPUT)/bench/fwd-bench.o: ALL_CPPFLAGS += -Iuser
+$(OUTPUT)/bench/fwd-bench.o: $(SKELS) $(OUTPUT)/include/trafficgen.skel.h
+
+$(MAP_BENCH): $(OUTPUT)/bench/map-bench.o $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
+
+$(OUTPUT)/bench/map-bench.o: $(SKELS)
 
 $(OUTPUT)/rp-%: $(OUTPUT)/bench/rp-%.o $(LIBREDPLANE)
 	$(call msg,LINK,$@)

@@ -12,6 +12,7 @@
 # ZooKeeper runs from Debian's package with tickTime 100 ms.
 # Prints a table and writes every figure to $OUTPUT/bench/chain.csv.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 OUTPUT=${OUTPUT:-build}
 ROUNDS=${ROUNDS:-3}
@@ -138,6 +139,10 @@ for n in 1 2 3; do
 	rps=$(col write "$n" rps)
 	printf '%-9s %10.0f %8s %8s %8s\n' "$n" "$rps" "$(col write "$n" p50_us)" \
 		"$(col write "$n" p99_us)" "$(awk -v a="$rps" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
+	bench_csv 4 "chain${n}_writes_rps" "$rps" req/s
+	bench_csv 4 "chain${n}_writes_p50" "$(col write "$n" p50_us)" us
+	bench_csv 4 "chain${n}_writes_p99" "$(col write "$n" p99_us)" us
+	bench_csv 4 "chain${n}_writes_ratio" "$(awk -v a="$rps" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" ratio
 done
 echo "(ratio: writes/s against a chain of 1, same run)"
 echo
@@ -163,6 +168,9 @@ for role in head middle tail; do
 	vals=$(awk -F, -v k="failover-$role" '$1 == k { print $7 }' "$CSV")
 	printf '%-16s %10s %10s %10s\n' "$role" "$(median <<<"$vals")" \
 		"$(sort -g <<<"$vals" | head -1)" "$(sort -g <<<"$vals" | tail -1)"
+	bench_csv 4 "chain_kill_${role}_stall_median" "$(median <<<"$vals")" ms
+	bench_csv 4 "chain_kill_${role}_stall_min" "$(sort -g <<<"$vals" | head -1)" ms
+	bench_csv 4 "chain_kill_${role}_stall_max" "$(sort -g <<<"$vals" | tail -1)" ms
 done
 echo "(stall: longest time without an ACK at the client, across the death; median of $KILLS;"
 echo " failure timeout $TIMEOUT_MS ms: ZooKeeper expires the dead replica's session, the chain reconfigures)"
@@ -198,4 +206,7 @@ echo "join,1,2,$(field rps "$line"),$(field p50_us "$line"),$(field p99_us "$lin
 echo
 echo "join: a replica joined a chain holding $1 flows under write load: whole copy in $2 ms;" \
 	"the writes' longest stall $(field stall_ms "$line") ms ($(field rps "$line") writes/s over the run)"
+bench_csv 4 chain_join_flows "$1" flows
+bench_csv 4 chain_join_copy "$2" ms
+bench_csv 4 chain_join_write_stall "$(field stall_ms "$line")" ms
 echo "figures: $CSV"

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bench_csv.h"
 #include "stream.h"
 #include "topo.h"
 
@@ -44,6 +45,7 @@ static void report(const char *name, double *v, int n)
 	qsort(v, (size_t)n, sizeof(*v), cmp);
 	printf("%-8s p50 %8.1f us   p99 %8.1f us   (n=%d)\n", name, v[n / 2], v[(n * 99) / 100],
 	       n);
+	rp_bench_csv_pct(3, "nat_tcp", name, v[n / 2], v[(n * 99) / 100]);
 }
 
 static double us_since(uint64_t t0)
@@ -156,7 +158,7 @@ int main(int argc, char **argv)
 	if (!conn || !rd || !wr || n <= 0)
 		return 1;
 	self[n] = '\0';
-	snprintf(prefix, sizeof(prefix), "rpb%d", getpid() % 100000);
+	snprintf(prefix, sizeof(prefix), "rprn%d", getpid() % 100000);
 
 	err = rp_topo_create(&t, prefix, 1, dirname(self));
 	if (err) {
@@ -177,6 +179,7 @@ int main(int argc, char **argv)
 		report("write", wr, count);
 		printf("write path round trip (write - read, p50): %.1f us\n",
 		       wr[count / 2] - rd[count / 2]);
+		rp_bench_csv(3, "nat_tcp_write_round_trip_p50", wr[count / 2] - rd[count / 2], "us");
 		print_counters(&t);
 		print_copy_wait(&t);
 	}

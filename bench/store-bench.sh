@@ -7,6 +7,7 @@
 #   - resident memory per flow at 1,000,000 flows.
 # Prints a table and writes every figure to $OUTPUT/bench/store.csv.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 OUTPUT=${OUTPUT:-build}
 ROUNDS=${ROUNDS:-3}
@@ -103,6 +104,10 @@ for shards in 1 2; do
 		printf '%-7s %-22s %10.0f %8s %8s %8s %8s\n' "$shards" "rp-$1 $2" "$rps" \
 			"$(col "$shards" "$1" "$2" p50_us)" "$(col "$shards" "$1" "$2" p99_us)" \
 			"$(col "$shards" "$1" "$2" p999_us)" "$ratio"
+		bench_csv 4 "shards${shards}_$1_$2_rps" "$rps" req/s
+		bench_csv 4 "shards${shards}_$1_$2_p50" "$(col "$shards" "$1" "$2" p50_us)" us
+		bench_csv 4 "shards${shards}_$1_$2_p99" "$(col "$shards" "$1" "$2" p99_us)" us
+		bench_csv 4 "shards${shards}_$1_$2_ratio" "$ratio" ratio
 	done
 done
 echo "(ratio: requests/s against rp-echo with as many threads; goal for writes: >= 0.70)"
@@ -119,4 +124,6 @@ per_flow=$(awk -v a="$after" -v b="$before" -v n="$MEM_FLOWS" 'BEGIN { printf "%
 echo "memory: $MEM_FLOWS flows, RSS $((before / 1024)) MiB -> $((after / 1024)) MiB: $per_flow bytes/flow" \
 	"(goal: < 128 + 64 = 192; created at $(field rps "$line") flows/s)"
 echo "0,1,store,memory,$(field rps "$line"),,,,$per_flow," >>"$CSV"
+bench_csv 7 store_bytes_per_flow "$per_flow" bytes
+bench_csv 7 store_flows "$MEM_FLOWS" flows
 echo "figures: $CSV"

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_csv.h"
 #include "redplane/dp.h"
 #include "redplane.skel.h"
 #include "redplane_norepl.skel.h"
@@ -332,9 +333,18 @@ int main(void)
 	}
 	printf("Read fast path, one cached flow per app, %d repeats x %d rounds, medians:\n",
 	       REPEAT, ROUNDS);
-	for (int a = 0; a < nv / 2; a++)
+	for (int a = 0; a < nv / 2; a++) {
+		char name[32];
+
 		printf("  %-7s redplane %6.1f ns/packet, no replication %6.1f ns/packet, ratio %.2f\n",
 		       apps[a].name, med[2 * a], med[2 * a + 1], med[2 * a] / med[2 * a + 1]);
+		snprintf(name, sizeof(name), "%s_redplane", apps[a].name);
+		rp_bench_csv(1, name, med[2 * a], "ns/packet");
+		snprintf(name, sizeof(name), "%s_norepl", apps[a].name);
+		rp_bench_csv(1, name, med[2 * a + 1], "ns/packet");
+		snprintf(name, sizeof(name), "%s_ratio", apps[a].name);
+		rp_bench_csv(1, name, med[2 * a] / med[2 * a + 1], "ratio");
+	}
 	printf("  (goal: a ratio of at most 1.15)\n");
 	/* the NAT's under the names earlier runs used, then every app's */
 	printf("xdp_fast_path_ns,%.1f\nxdp_norepl_ns,%.1f\n", med[0], med[1]);

@@ -20,6 +20,8 @@ PKGS=(
 	spin
 	# make vmtest: software-emulated VMs on Debian's kernel packages
 	qemu-system-x86 busybox-static kmod xz-utils
+	# make bench: the report's plots (bench/report.sh)
+	gnuplot-nox
 )
 
 missing=()

@@ -65,6 +65,11 @@ static int enter_ns(const char *ns)
 	return err;
 }
 
+int rp_topo_enter_ns(const char *ns)
+{
+	return enter_ns(ns);
+}
+
 int rp_topo_xdp_attach(const char *ns, const char *ifname, int prog_fd)
 {
 	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), err;

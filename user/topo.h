@@ -161,6 +161,9 @@ int rp_topo_tc_attach(const char *ns, const char *ifname, int ingress_fd, int eg
  */
 int rp_topo_server_addr(struct rp_topo *t, const char *addr);
 
+/* Moves the calling thread into a namespace's network namespace; 0 or -errno. */
+int rp_topo_enter_ns(const char *ns);
+
 /* A socket made in a namespace (it stays there). */
 int rp_topo_socket(const char *ns, int domain, int type);
 int rp_topo_socket_proto(const char *ns, int domain, int type, int protocol);
