@@ -55,13 +55,14 @@ MAP_BENCH := $(OUTPUT)/map-bench
 RP_BENCH := $(OUTPUT)/rp-bench
 RP_ECHO := $(OUTPUT)/rp-echo
 SELFTESTS := $(OUTPUT)/selftests/rp-selftests
+SOAK := $(OUTPUT)/selftests/rp-soak
 LIBREDPLANE := $(OUTPUT)/libredplane.a
 
 .DEFAULT_GOAL := all
-.PHONY: all test bench demo vmtest p4 verify help clean deps
+.PHONY: all test bench demo vmtest p4 verify soak help clean deps
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
-all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(MODE_BENCH) $(SELFTESTS) \
+all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(MODE_BENCH) $(SELFTESTS) $(SOAK) \
      $(OUTPUT)/bpf/veth_peer.bpf.o $(FWD_BENCH) $(MAP_BENCH)
 
 ## deps: install build and test dependencies (Debian packages; needs root)
@@ -96,6 +97,13 @@ bench: deps
 ##     it, check what can be checked here and say why the build skipped
 p4:
 	$(Q)OUTPUT=$(OUTPUT) p4-tofino/build.sh
+
+## soak: (root) the fault soak: TCP through two switches and a chain of three
+##       replicas while switches and replicas crash, routes move and the store
+##       links lose, duplicate and reorder (SOAK_SECONDS=180, SOAK_SEED=N)
+soak: deps
+	$(Q)$(MAKE) -s --no-print-directory all
+	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) scripts/run-tests.sh $(SOAK) --verbose
 
 ## verify: spin on the protocol model, bigger bounds (docs/MODEL.md)
 verify: deps
@@ -221,5 +229,13 @@ $(SELFTESTS): $(TEST_OBJS) $(TOPO_OBJS) $(LIBREDPLANE)
 
 $(OUTPUT)/selftests/%.o: ALL_CPPFLAGS += -Istore -Iselftests -Iuser
 $(TEST_OBJS): $(SKELS)
+
+# the soak: its own binary, not part of make test
+$(SOAK): $(OUTPUT)/selftests/soak/soak.o $(OUTPUT)/selftests/rp_test.o \
+	 $(OUTPUT)/selftests/topo_fixture.o $(TOPO_OBJS) $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS) -lcriterion
+
+$(OUTPUT)/selftests/soak/soak.o: $(SKELS)
 
 -include $(shell find $(OUTPUT) -name '*.d' -type f 2>/dev/null)

@@ -547,18 +547,36 @@ int rp_topo_kernel_nat(struct rp_topo *t, unsigned int i)
 			  s->if_ext) ? -EIO : 0;
 }
 
-static int open_flows(struct rp_topo *t, unsigned int i)
+static int open_pinned(struct rp_topo *t, unsigned int i, const char *map)
 {
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/%s/flows", RP_PIN_ROOT, t->sw[i].if_int);
+	snprintf(path, sizeof(path), "%s/%s/%s", RP_PIN_ROOT, t->sw[i].if_int, map);
 	return bpf_obj_get(path);
+}
+
+/*
+ * When a lease not given up ends: now, or the expiry of the session it was
+ * held under if that came first (the data plane holds a lease only while
+ * its session is live: a crashed switch's leases end with its session).
+ */
+static uint64_t lease_end(int sessions, const struct rp_dp_flow *f, uint64_t now)
+{
+	struct rp_dp_session s;
+	uint32_t store = f->store;
+
+	if (f->until_ns)
+		return f->until_ns;
+	if (sessions >= 0 && !bpf_map_lookup_elem(sessions, &store, &s) && s.expiry_ns < now)
+		return s.expiry_ns;
+	return now;
 }
 
 int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
 			   unsigned int *handed, uint64_t *min_gap_ns, uint64_t *max_gap_ns)
 {
-	int fa = open_flows(t, a), fb = open_flows(t, b), overlaps = 0;
+	int fa = open_pinned(t, a, "flows"), fb = open_pinned(t, b, "flows"), overlaps = 0;
+	int sa = open_pinned(t, a, "sessions"), sb = open_pinned(t, b, "sessions");
 	struct rp_flow_key key, next, *prev = NULL;
 	struct timespec ts;
 	uint64_t now;
@@ -581,9 +599,8 @@ int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
 		if (bpf_map_lookup_elem(fa, &key, &x) || bpf_map_lookup_elem(fb, &key, &y) ||
 		    !x.since_ns || !y.since_ns)
 			continue;
-		/* a lease not given up runs until now */
-		x_end = x.until_ns ? x.until_ns : now;
-		y_end = y.until_ns ? y.until_ns : now;
+		x_end = lease_end(sa, &x, now);
+		y_end = lease_end(sb, &y, now);
 		(*handed)++;
 		if (x.since_ns < y_end && y.since_ns < x_end) {
 			overlaps++;
@@ -596,10 +613,9 @@ int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
 			*max_gap_ns = gap;
 	}
 out:
-	if (fa >= 0)
-		close(fa);
-	if (fb >= 0)
-		close(fb);
+	for (int *fd = (int[]){ fa, fb, sa, sb }, n = 0; n < 4; n++)
+		if (fd[n] >= 0)
+			close(fd[n]);
 	return overlaps;
 }
 
@@ -836,7 +852,7 @@ int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsig
 	n = dump_replica(t, r, &d);
 	if (n < 0)
 		return n;
-	fd = open_flows(t, i);
+	fd = open_pinned(t, i, "flows");
 	if (fd < 0) {
 		free(d);
 		return fd;

@@ -142,7 +142,9 @@ int rp_topo_kernel_nat(struct rp_topo *t, unsigned int i);
 
 /*
  * Compares the leases two switches held (the since/until marks of their
- * flows maps): returns how many flows were held by both at one instant;
+ * flows maps; a lease not given up ends now, or when the session it was
+ * held under expired, as the data plane judges it): returns how many flows
+ * were held by both at one instant;
  * *handed is set to how many flows both held at some time, and the gaps
  * between one letting go and the other taking over to their least and most.
  */
