@@ -110,19 +110,6 @@ static void ack_releases(const struct rp_flow_key *key, uint8_t app, uint32_t se
 	fx_expect(&out, XDP_REDIRECT, want, len);
 }
 
-/* Runs `pkt`: forwarded at once, unchanged but for TTL and MACs. */
-static void expect_passes(const uint8_t *pkt, size_t len, int ifindex, const uint8_t *dmac,
-			  const uint8_t *smac)
-{
-	uint8_t want[2048];
-	struct fx_out out;
-
-	fx_run(pkt, len, ifindex, &out);
-	memcpy(want, pkt, len);
-	fx_forwarded(want, dmac, smac);
-	fx_expect(&out, XDP_REDIRECT, want, len);
-}
-
 #define TO_SERVER	fx.ifindex_int, fx_mac_server, fx_mac_ext
 #define TO_CLIENT	fx.ifindex_ext, fx_mac_client, fx_mac_int
 
@@ -167,10 +154,10 @@ Test(xdp_fw, an_inside_connection_opens_in_one_round_trip_and_its_replies_pass)
 
 	/* 4. Data both ways reads: no store */
 	len = fx_tcp(pkt, fx_mac_int, fx_mac_client, FX_CLIENT, 40000, FX_SERVER, 80, FX_ACK, 100);
-	expect_passes(pkt, len, TO_SERVER);
+	fx_expect_passes(pkt, len, TO_SERVER);
 	len = fx_tcp(pkt, fx_mac_ext, fx_mac_server, FX_SERVER, 80, FX_CLIENT, 40000,
 		     FX_ACK | FX_PSH, 200);
-	expect_passes(pkt, len, TO_CLIENT);
+	fx_expect_passes(pkt, len, TO_CLIENT);
 	cr_assert_eq(fx_stat(RP_DP_fast_path), 3, "the SYN on its grant, and the data");
 	cr_assert_eq(fx_stat(RP_DP_lease_req), 1);
 	cr_assert_eq(fx_stat(RP_DP_write_req), 1);
@@ -188,7 +175,7 @@ Test(xdp_fw, an_inside_connection_opens_in_one_round_trip_and_its_replies_pass)
 	ack_releases(&key, RP_APP_FW, 3, pkt, len, fx_mac_client, fx_mac_int);
 	/* the last ACK reads */
 	len = fx_tcp(pkt, fx_mac_int, fx_mac_client, FX_CLIENT, 40000, FX_SERVER, 80, FX_ACK, 0);
-	expect_passes(pkt, len, TO_SERVER);
+	fx_expect_passes(pkt, len, TO_SERVER);
 
 	/* 6. Both sides closed: a SYN on the same ports is a new connection */
 	len = fx_tcp(pkt, fx_mac_int, fx_mac_client, FX_CLIENT, 40000, FX_SERVER, 80, FX_SYN, 0);
@@ -305,7 +292,7 @@ Test(xdp_fw, packets_their_connections_phase_does_not_allow_are_dropped)
 	cr_assert_eq(out.verdict, XDP_DROP);
 	cr_assert_eq(fx_stat(RP_DP_fw_invalid), 3);
 	len = fx_tcp(pkt, fx_mac_int, fx_mac_client, FX_CLIENT, 40300, FX_SERVER, 80, FX_SYN, 0);
-	expect_passes(pkt, len, TO_SERVER);
+	fx_expect_passes(pkt, len, TO_SERVER);
 
 	/* a RST closes it (a write); afterwards only a new SYN from the inside passes */
 	len = fx_tcp(pkt, fx_mac_ext, fx_mac_server, FX_SERVER, 80, FX_CLIENT, 40300,
@@ -375,9 +362,9 @@ Test(xdp_fw, udp_pseudo_connections_refresh_by_writes_and_expire)
 	/* open and fresh: replies and more datagrams read */
 	fw_hold(&key, RP_FW_UDP, RP_FW_OUT, 0, tai_ns());
 	len = fx_udp(pkt, fx_mac_ext, fx_mac_server, FX_SERVER, 9999, FX_CLIENT, 5353, 20, true);
-	expect_passes(pkt, len, TO_CLIENT);
+	fx_expect_passes(pkt, len, TO_CLIENT);
 	len = fx_udp(pkt, fx_mac_int, fx_mac_client, FX_CLIENT, 5353, FX_SERVER, 9999, 20, false);
-	expect_passes(pkt, len, TO_SERVER);
+	fx_expect_passes(pkt, len, TO_SERVER);
 	cr_assert_eq(fx_stat(RP_DP_write_req), 0);
 
 	/* a quarter of the timeout old: the next datagram (a reply too) writes the time anew */
@@ -898,10 +885,10 @@ Test(xdp_norepl, the_firewall_tracks_connections_and_shuts_the_outside_out)
 
 	norepl_load(RP_APP_FW);
 	len = fx_tcp(pkt, fx_mac_int, fx_mac_client, FX_CLIENT, 40000, FX_SERVER, 80, FX_SYN, 0);
-	expect_passes(pkt, len, TO_SERVER);
+	fx_expect_passes(pkt, len, TO_SERVER);
 	len = fx_tcp(pkt, fx_mac_ext, fx_mac_server, FX_SERVER, 80, FX_CLIENT, 40000,
 		     FX_SYN | FX_ACK, 0);
-	expect_passes(pkt, len, TO_CLIENT);
+	fx_expect_passes(pkt, len, TO_CLIENT);
 	fx_key(&key, IPPROTO_TCP, FX_CLIENT, 40000, FX_SERVER, 80);
 	cr_assert_eq(fw_flow(&key).phase, RP_FW_ESTABLISHED, "the write committed here");
 	/* unsolicited: a SYN, then mid-connection traffic nobody opened */

@@ -45,19 +45,6 @@ static size_t to_client(uint8_t *buf, size_t payload)
 		      true);
 }
 
-/* Runs `pkt`: forwarded at once, unchanged but for TTL and MACs. */
-static void expect_passes(const uint8_t *pkt, size_t len, int ifindex, const uint8_t *dmac,
-			  const uint8_t *smac)
-{
-	uint8_t want[2048];
-	struct fx_out out;
-
-	fx_run(pkt, len, ifindex, &out);
-	memcpy(want, pkt, len);
-	fx_forwarded(want, dmac, smac);
-	fx_expect(&out, XDP_REDIRECT, want, len);
-}
-
 #define TO_SERVER	fx.ifindex_int, fx_mac_server, fx_mac_ext
 #define TO_CLIENT	fx.ifindex_ext, fx_mac_client, fx_mac_int
 
@@ -122,9 +109,9 @@ Test(xdp_counter, packets_are_counted_here_both_ways_and_forwarded_at_once)
 
 	/* the lease held: both directions count here, no message to the store */
 	for (int i = 0; i < 5; i++)
-		expect_passes(pkt, to_server(pkt, 100), TO_SERVER);
+		fx_expect_passes(pkt, to_server(pkt, 100), TO_SERVER);
 	for (int i = 0; i < 3; i++)
-		expect_passes(pkt, to_client(pkt, 200), TO_CLIENT);
+		fx_expect_passes(pkt, to_client(pkt, 200), TO_CLIENT);
 	st = counts(&key);
 	cr_assert_eq(st.pkts[dir], 6);
 	cr_assert_eq(st.bytes[dir], UDP_LEN(10) + 5 * UDP_LEN(100));
@@ -307,9 +294,9 @@ Test(xdp_sketch, a_packet_takes_each_rows_chunk_then_counts_and_heavy_hitters_sh
 	cr_assert(!heavy(FX_CLIENT, &h), "one packet is no heavy hitter");
 
 	/* held: counted here, forwarded at once; the third packet reaches the threshold */
-	expect_passes(pkt, len, TO_SERVER);
+	fx_expect_passes(pkt, len, TO_SERVER);
 	cr_assert(!heavy(FX_CLIENT, &h));
-	expect_passes(pkt, len, TO_SERVER);
+	fx_expect_passes(pkt, len, TO_SERVER);
 	cr_assert(heavy(FX_CLIENT, &h), "%u packets: a heavy hitter", FX_SKETCH_THRESHOLD);
 	cr_assert_eq(h.estimate, FX_SKETCH_THRESHOLD);
 	for (uint32_t r = 0; r < RP_SKETCH_ROWS; r++)
@@ -336,7 +323,7 @@ Test(xdp_sketch, the_estimate_is_the_least_row_of_the_stored_chunks)
 		rp_sketch_key(&key, 1, r, col);
 		fx_put_flow(&key, &f);
 	}
-	expect_passes(pkt, len, TO_CLIENT);
+	fx_expect_passes(pkt, len, TO_CLIENT);
 	cr_assert(heavy(FX_SERVER, &h));
 	cr_assert_eq(h.estimate, 71, "the least row, plus this packet");
 	cr_assert_eq(cell(FX_SERVER, 0), 91);

@@ -475,6 +475,18 @@ void fx_decode_request_to(const struct fx_out *out, uint32_t head, struct rp_msg
 	cr_assert_eq(v->epoch, FX_EPOCH);
 }
 
+void fx_expect_passes(const uint8_t *pkt, size_t len, int ifindex, const uint8_t *dmac,
+		      const uint8_t *smac)
+{
+	uint8_t want[2048];
+	struct fx_out out;
+
+	fx_run(pkt, len, ifindex, &out);
+	memcpy(want, pkt, len);
+	fx_forwarded(want, dmac, smac);
+	fx_expect(&out, XDP_REDIRECT, want, len);
+}
+
 uint64_t fx_stat(enum rp_dp_stat s)
 {
 	int ncpu = libbpf_num_possible_cpus();

@@ -117,6 +117,10 @@ void fx_forwarded(uint8_t *frame, const uint8_t *dmac, const uint8_t *smac);
 /* The verdict, and the output bytes with valid checksums. */
 void fx_expect(const struct fx_out *out, uint32_t verdict, const uint8_t *want, size_t len);
 
+/* Runs `pkt`: forwarded at once toward dmac from smac, unchanged but for TTL and MACs. */
+void fx_expect_passes(const uint8_t *pkt, size_t len, int ifindex, const uint8_t *dmac,
+		      const uint8_t *smac);
+
 /* Valid IPv4 header and TCP/UDP checksums (a UDP checksum of 0 counts as valid). */
 bool fx_csum_ok(const uint8_t *frame, size_t len);
 
