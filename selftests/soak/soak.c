@@ -212,6 +212,8 @@ static void expect_store_accounted(void)
 					     "bad_switch", "bad_reason", "bad_direction",
 					     "bad_mac" };
 
+	long long total = 0;
+
 	rp_test_sleep_ms(1200);	/* a fresh stats file */
 	for (unsigned int r = 0; r < RP_TOPO_REPLICAS; r++) {
 		long long rx = stat_of(r, "rx_datagrams"), sum;
@@ -226,11 +228,17 @@ static void expect_store_accounted(void)
 			snprintf(name, sizeof(name), "drop_%s", drops[d]);
 			sum += stat_of(r, name);
 		}
-		/* stats files are a second apart: a few datagrams between the reads */
-		cr_assert(rx > 0 && rx - sum >= 0 && rx - sum <= 50,
+		/*
+		 * One file, written while datagrams arrive: a few may be in
+		 * rx_datagrams and not yet in their outcome.  A replica restarted
+		 * late, not the head, may have received none.
+		 */
+		cr_assert(rx - sum >= 0 && rx - sum <= 50,
 			  "replica %u: %lld datagrams, %lld in outcome counters (seed %u)", r + 1, rx,
 			  sum, seed);
+		total += rx;
 	}
+	cr_assert_gt(total, 0, "the replicas served requests");
 }
 
 /* Each switch's write copies: acked, abandoned, given up, or still in the ring. */
