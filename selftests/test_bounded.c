@@ -481,6 +481,26 @@ static uint64_t estimated(unsigned int i)
 	return h.estimate;
 }
 
+/* `rp-load --status` of switch i lists `addr` among its heavy hitters. */
+static void expect_status_lists(unsigned int i, const char *addr)
+{
+	const char *dir = getenv("RP_BUILD");
+	char cmd[512], out[8192];
+	size_t len;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s/rp-load --status %s 2>&1", dir && *dir ? dir : "build",
+		 topo.sw[i].if_int);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	len = fread(out, 1, sizeof(out) - 1, p);
+	out[len] = '\0';
+	cr_assert_eq(pclose(p), 0, "rp-load --status: %s", out);
+	cr_assert_not_null(strstr(out, "heavy hitters"), "no heavy hitters in: %s", out);
+	cr_assert_not_null(strstr(strstr(out, "heavy hitters"), addr),
+			   "%s not among the heavy hitters: %s", addr, out);
+}
+
 static void bounded_up(const char *const *app)
 {
 	topo_timing(&lease_ms, &time_scale);
@@ -609,5 +629,6 @@ Test(bounded_failover, a_heavy_hitter_stays_one_after_a_crash_with_its_estimate_
 	/* one source: every cell it adds to is its own, so the estimate is its count */
 	cr_assert_leq(est, l.n, "estimate above the true count");
 	cr_assert_leq(l.n - est, allowed, "lost more than one period's packets");
+	expect_status_lists(1, RP_TOPO_CLIENT);
 	rx_close(&l);
 }
