@@ -384,6 +384,25 @@ static void chain(void)
 		frame(&s, 0, RP_LINK_HELLO, 0, 0, &h, sizeof(h), NULL, 0);
 	}
 	save("chain", "split_and_foreign", &s);
+
+	/*
+	 * Regression: a header whose length wrapped the frame's length around
+	 * 2^32 to less than the header (0 here) made link_read() spin on it
+	 * forever, and one of 1 to 15 bytes handed a frame shorter than its
+	 * header on (chain.c checks the length before adding the header's).
+	 */
+	s.len = 0;
+	put(&s, "\4", 1);
+	{
+		struct rp_link_hdr h = { .len = htobe32(0xfffffff0u), .type = RP_LINK_ENTRY,
+					 .kind = RP_ENT_FLOW, .idx = htobe64(1) };
+
+		rec(&s, 0, &h, sizeof(h));
+		h.len = htobe32(0xfffffff4u);
+		h.type = RP_LINK_RESET;
+		rec(&s, 0, &h, sizeof(h));
+	}
+	save("chain", "regression_wrapped_length", &s);
 }
 
 /* The agent: the first byte bounded mode; ctl: sender 0-2 chain 0, 3 chain 1, 4-5 others. */

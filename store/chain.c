@@ -627,13 +627,15 @@ long rp_chain_link_input(struct rp_shard *s, struct rp_link *l, const uint8_t *b
 
 	while (len - off >= sizeof(struct rp_link_hdr)) {
 		const struct rp_link_hdr *h = (const void *)(buf + off);
-		uint32_t flen = be32toh(h->len) + (uint32_t)sizeof(*h);
+		uint32_t blen = be32toh(h->len), flen;
 
-		if (flen > RP_LINK_FRAME_MAX) {
+		/* before adding the header's length: a wrapped sum would pass (fuzz_chain) */
+		if (blen > RP_LINK_FRAME_MAX - sizeof(*h)) {
 			STAT_INC(s->stats.chain_bad_frames);
 			link_fail(s, l, "oversized frame");
 			return -1;
 		}
+		flen = blen + (uint32_t)sizeof(*h);
 		if (len - off < flen)
 			break;
 		on_frame(s, l, buf + off, flen);
