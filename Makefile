@@ -98,9 +98,9 @@ demo: deps
 	$(Q)$(MAKE) -s --no-print-directory $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(OUTPUT)/bpf/veth_peer.bpf.o
 	$(Q)$(RP_DEMO) $(DEMO_ARGS)
 
-## test: install what is missing, build, run every selftest; then the
-##       integration suites again against rp-store and rp-load built with
-##       ASan and UBSan ($(OUTPUT)/san), and each fuzz target for FUZZ_SMOKE_SECONDS (5)
+## test: install what is missing, build, run every selftest; then the suites
+##       that start rp-store or rp-load again, against builds with ASan and
+##       UBSan (build/san), and each fuzz target for FUZZ_SMOKE_SECONDS (5)
 test: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) scripts/run-tests.sh $(SELFTESTS) $(TEST_FLAGS)
@@ -121,7 +121,8 @@ fuzz-corpus: $(OUTPUT)/fuzz/corpus-gen
 	$(Q)$(OUTPUT)/fuzz/corpus-gen fuzz/corpus
 
 ## vmtest: the selftests in a VM on another kernel (default: Debian bookworm's
-##         6.1); VM_KERNEL_PKG=, VM_KERNEL_IMAGE=, VM_FILTER= (vmtests/run.sh)
+##         6.1); VM_KERNEL_PKG=, VM_KERNEL_IMAGE=, VM_FILTER= (vmtests/run.sh);
+##         no sanitizer pass, no fuzz targets (make test has them)
 vmtest: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)OUTPUT=$(OUTPUT) vmtests/run.sh
