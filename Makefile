@@ -19,6 +19,14 @@ ARCH_DIR := $(shell $(CC) -print-multiarch 2>/dev/null || echo $$(uname -m)-linu
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -Wall -Iinclude -Ibpf -I/usr/include/$(ARCH_DIR)
 BPF_HDRS := $(wildcard bpf/*.h) $(wildcard include/redplane/*.h)
 
+# SANITIZE=1: userspace built by clang with ASan and UBSan, every report
+# fatal (make test builds rp-store and rp-load so into $(OUTPUT)/san)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ifeq ($(SANITIZE),1)
+CC := $(CLANG)
+ALL_CFLAGS += $(SAN_FLAGS)
+endif
+
 ifeq ($(V),1)
 Q :=
 msg :=
@@ -32,7 +40,7 @@ STORE_LIB_SRCS := store/chain.c store/flow_table.c store/lease.c store/session.c
 		  store/stats.c
 STORE_SRCS := $(STORE_LIB_SRCS) store/coord.c store/main.c
 
-LOAD_SRCS := user/rp-load.c user/heartbeat.c user/retransmit.c user/status.c \
+LOAD_SRCS := user/rp-load.c user/heartbeat.c user/hb_msg.c user/retransmit.c user/status.c \
 	     user/snapshot.c user/apps.c user/app_nat.c user/app_fw.c user/app_lb.c \
 	     user/app_counter.c user/app_sketch.c
 TEST_SRCS := $(wildcard selftests/*.c)
@@ -58,8 +66,26 @@ SELFTESTS := $(OUTPUT)/selftests/rp-selftests
 SOAK := $(OUTPUT)/selftests/rp-soak
 LIBREDPLANE := $(OUTPUT)/libredplane.a
 
+# make test's second pass: the suites that start rp-store or rp-load, against
+# builds with ASan and UBSan; a report fails the test (selftests/rp_test.c)
+SAN_OUTPUT := $(OUTPUT)/san
+SAN_SUITES := @(store*|load*|failover|fw_failover|lb_failover|bounded_failover|chain*)/*
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+	   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+# libFuzzer targets (fuzz/fuzz_NAME.c), on the code they test built the same way
+FUZZ_TARGETS ?= codec store chain agent
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 5
+FUZZ_CFLAGS := -std=gnu11 -g -O1 $(WARNINGS) -fsanitize=address,undefined \
+	       -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_COV := -fsanitize=fuzzer-no-link
+FUZZ_SRCS := $(LIB_SRCS) $(STORE_LIB_SRCS) user/hb_msg.c
+FUZZ_OBJS := $(FUZZ_SRCS:%.c=$(OUTPUT)/fuzz/obj/%.o)
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(OUTPUT)/fuzz/fuzz-%)
+
 .DEFAULT_GOAL := all
-.PHONY: all test bench demo vmtest p4 verify soak help clean deps
+.PHONY: all test bench demo vmtest p4 verify soak help clean deps fuzz fuzz-corpus
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
 all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(MODE_BENCH) $(SELFTESTS) $(SOAK) \
@@ -75,13 +101,31 @@ demo: deps
 	$(Q)$(MAKE) -s --no-print-directory $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(OUTPUT)/bpf/veth_peer.bpf.o
 	$(Q)$(RP_DEMO) $(DEMO_ARGS)
 
-## test: install what is missing, build, run every selftest
+## test: install what is missing, build, run every selftest; then the suites
+##       that start rp-store or rp-load again, against builds with ASan and
+##       UBSan (build/san), and each fuzz target for FUZZ_SMOKE_SECONDS (5)
 test: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) scripts/run-tests.sh $(SELFTESTS) $(TEST_FLAGS)
+	$(Q)$(MAKE) -s --no-print-directory san-bins fuzz-bins
+	$(Q)$(SAN_ENV) RP_STORE=$(SAN_OUTPUT)/rp-store RP_BUILD=$(SAN_OUTPUT) \
+		scripts/run-tests.sh $(SELFTESTS) --filter '$(SAN_SUITES)' $(TEST_FLAGS)
+	$(Q)fuzz/run.sh $(OUTPUT)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+## fuzz: each libFuzzer target (fuzz/) for FUZZ_SECONDS (300); FUZZ_TARGETS=
+##       picks some of codec, store, chain, agent; what they find stays in
+##       build/fuzz/corpus/NAME, a crash's input in build/fuzz/NAME-crash-*
+fuzz: deps
+	$(Q)$(MAKE) -s --no-print-directory fuzz-bins
+	$(Q)fuzz/run.sh $(OUTPUT)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+## fuzz-corpus: write the seed corpora (fuzz/corpus/NAME) anew from valid messages
+fuzz-corpus: $(OUTPUT)/fuzz/corpus-gen
+	$(Q)$(OUTPUT)/fuzz/corpus-gen fuzz/corpus
 
 ## vmtest: the selftests in a VM on another kernel (default: Debian bookworm's
-##         6.1); VM_KERNEL_PKG=, VM_KERNEL_IMAGE=, VM_FILTER= (vmtests/run.sh)
+##         6.1); VM_KERNEL_PKG=, VM_KERNEL_IMAGE=, VM_FILTER= (vmtests/run.sh);
+##         no sanitizer pass, no fuzz targets (make test has them)
 vmtest: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)OUTPUT=$(OUTPUT) vmtests/run.sh
@@ -117,6 +161,33 @@ help:
 clean:
 	$(call msg,CLEAN,$(OUTPUT))
 	$(Q)rm -rf $(OUTPUT)
+
+# rp-store and rp-load with ASan and UBSan, for make test (the BPF objects are the same)
+.PHONY: san-bins fuzz-bins
+san-bins:
+	$(Q)$(MAKE) -s --no-print-directory OUTPUT=$(SAN_OUTPUT) SANITIZE=1 \
+		$(SAN_OUTPUT)/rp-store $(SAN_OUTPUT)/rp-load $(SAN_OUTPUT)/bpf/veth_peer.bpf.o
+
+fuzz-bins: $(FUZZ_BINS)
+.SECONDARY: $(FUZZ_TARGETS:%=$(OUTPUT)/fuzz/obj/fuzz/fuzz_%.o)
+
+$(OUTPUT)/fuzz/obj/%.o: %.c
+	$(call msg,CC-FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(ALL_CPPFLAGS) -Istore -Iuser $(FUZZ_CFLAGS) $(FUZZ_COV) -c $< -o $@
+
+# no coverage in the session table: a chain RESET walks all 65535 records
+$(OUTPUT)/fuzz/obj/store/session.o: FUZZ_COV :=
+
+$(OUTPUT)/fuzz/fuzz-%: $(OUTPUT)/fuzz/obj/fuzz/fuzz_%.o $(FUZZ_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+
+$(OUTPUT)/fuzz/corpus-gen: $(OUTPUT)/fuzz/corpus_gen.o $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(OUTPUT)/fuzz/corpus_gen.o: ALL_CPPFLAGS += -Istore
 
 # The data plane, and the same code with replication compiled out (bench)
 $(OUTPUT)/bpf/redplane.bpf.o: bpf/redplane.bpf.c $(BPF_HDRS)

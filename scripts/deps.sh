@@ -11,6 +11,9 @@ PKGS=(
 	iproute2 procps ethtool nftables
 	# rp-store chains: ZooKeeper holds the membership (docs/CHAIN.md)
 	zookeeper libzookeeper-mt-dev
+	# libFuzzer and clang's ASan/UBSan runtimes (make test's sanitizer pass
+	# and fuzz targets, make fuzz); Debian's clang 14 ships them apart
+	libclang-rt-14-dev
 	# the checks of the Tofino program that need no SDE (p4-tofino/build.sh --check)
 	python3
 	# bench/failover-bench: the kernel's NAT with its state synchronised by

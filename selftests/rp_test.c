@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -174,6 +175,59 @@ void rp_test_heartbeat(struct rp_test_switch *sw)
 	sw->epoch = v.epoch;
 }
 
+/*
+ * Sanitizer reports (make test's second pass runs rp-store and rp-load built
+ * with ASan and UBSan): into dir/sanitizer.PID rather than the process's
+ * log, which a restart of the process would replace.
+ */
+void rp_test_san_log_to(const char *dir)
+{
+	static const char *const vars[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS" };
+	static char *orig[2];
+	static bool saved;
+
+	for (int i = 0; i < 2; i++) {
+		char val[1024];
+		const char *o;
+
+		if (!saved)
+			orig[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+		o = orig[i];
+		snprintf(val, sizeof(val), "%s%slog_path=%s/sanitizer", o ? o : "",
+			 o && *o ? ":" : "", dir);
+		setenv(vars[i], val, 1);
+	}
+	saved = true;
+}
+
+bool rp_test_san_reports(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+
+	while (d && (e = readdir(d))) {
+		char path[PATH_MAX], buf[4096];
+		FILE *f;
+		size_t n;
+
+		if (strncmp(e->d_name, "sanitizer.", 10))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		f = fopen(path, "r");
+		fprintf(stderr, "---- sanitizer report %s ----\n", path);
+		while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+			fwrite(buf, 1, n, stderr);
+		if (f)
+			fclose(f);
+		unlink(path);
+		found = true;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 const char *rp_test_store_bin(void)
 {
 	const char *bin = getenv("RP_STORE");
@@ -219,6 +273,7 @@ void rp_test_store_start(struct rp_test_store *st, const char *const *extra)
 	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
 	log_fd = open(st->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	cr_assert_geq(log_fd, 0);
+	rp_test_san_log_to(st->dir);
 	st->pid = fork();
 	cr_assert_geq(st->pid, 0);
 	if (st->pid == 0)
@@ -273,6 +328,7 @@ int rp_test_store_stop(struct rp_test_store *st)
 		waitpid(st->pid, NULL, 0);
 	}
 	st->pid = 0;
+	cr_expect(!rp_test_san_reports(st->dir), "rp-store's sanitizers reported an error (above)");
 	store_remove_dir(st);
 	return ret;
 }
@@ -345,5 +401,7 @@ int rp_test_run_store(const char *const *args, char *err, size_t errsz)
 	n = pread(fd, err, errsz - 1, 0);
 	err[n > 0 ? n : 0] = '\0';
 	close(fd);
+	cr_expect(!strstr(err, "Sanitizer") && !strstr(err, "runtime error:"),
+		  "rp-store's sanitizers reported an error: %s", err);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

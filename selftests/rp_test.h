@@ -74,6 +74,15 @@ const char *rp_test_store_bin(void);
 /* Runs the store binary with argv to completion; stderr into err[]. */
 int rp_test_run_store(const char *const *args, char *err, size_t errsz);
 
+/*
+ * Sanitizer reports of the processes this test starts from now on go to
+ * dir/sanitizer.PID (ASAN_OPTIONS and UBSAN_OPTIONS log_path, added to what
+ * the environment sets).  rp_test_san_reports() prints and removes those in
+ * dir, and says whether there were any.
+ */
+void rp_test_san_log_to(const char *dir);
+bool rp_test_san_reports(const char *dir);
+
 void rp_test_sleep_ms(unsigned int ms);
 uint64_t rp_test_now_ms(void);
 

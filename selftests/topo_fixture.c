@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rp_test.h"
 #include "topo_fixture.h"
 #include "veth_peer.skel.h"
 
@@ -27,6 +28,7 @@ static void topo_build(unsigned int nswitches)
 	snprintf(prefix, sizeof(prefix), "rt%d", getpid());
 	err = rp_topo_create(&topo, prefix, nswitches, bin && *bin ? bin : "build");
 	cr_assert_eq(err, 0, "build the topology: %s", strerror(-err));
+	rp_test_san_log_to(topo.dir);
 	for (unsigned int i = 0; i < nswitches; i++) {
 		char ifname[16];
 
@@ -128,6 +130,11 @@ void topo_up_chains(unsigned int nswitches, unsigned int nreplicas, const char *
 
 void topo_down(void)
 {
+	/* stopped first: a leak is reported at exit */
+	rp_topo_stop_all(&topo);
+	if (topo.dir[0])
+		cr_expect(!rp_test_san_reports(topo.dir),
+			  "a sanitizer reported an error in rp-store or rp-load (above)");
 	rp_topo_destroy(&topo);
 	for (unsigned int i = 0; i < RP_TOPO_SWITCHES; i++) {
 		if (store_link[i])

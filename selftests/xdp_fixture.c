@@ -366,22 +366,26 @@ size_t fx_udp(uint8_t *buf, const uint8_t *dmac, const uint8_t *smac, uint32_t s
 	return len;
 }
 
+size_t fx_store_raw(uint8_t *buf, uint32_t from, size_t mlen)
+{
+	size_t len = ip_frame(buf, fx_mac_sto, fx_mac_store, from, FX_SWITCH, IPPROTO_UDP,
+			      sizeof(struct udphdr) + mlen);
+	struct udphdr *uh = (struct udphdr *)(buf + sizeof(struct ethhdr) + sizeof(struct iphdr));
+
+	uh->source = htons(FX_STORE_PORT);
+	uh->dest = htons(FX_RP_PORT);
+	uh->len = htons((uint16_t)(sizeof(*uh) + mlen));
+	uh->check = 0;
+	return len;
+}
+
 size_t fx_store_msg(uint8_t *buf, uint32_t from, const struct rp_msg_view *v)
 {
 	size_t hdr = sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr);
 	int mlen = rp_msg_encode(buf + hdr, RP_DGRAM_MAX, v);
-	size_t len;
-	struct udphdr *uh;
 
 	cr_assert_gt(mlen, 0, "the test built an invalid message");
-	len = ip_frame(buf, fx_mac_sto, fx_mac_store, from, FX_SWITCH, IPPROTO_UDP,
-		       sizeof(struct udphdr) + (size_t)mlen);
-	uh = (struct udphdr *)(buf + sizeof(struct ethhdr) + sizeof(struct iphdr));
-	uh->source = htons(FX_STORE_PORT);
-	uh->dest = htons(FX_RP_PORT);
-	uh->len = htons((uint16_t)(sizeof(*uh) + (size_t)mlen));
-	uh->check = 0;
-	return len;
+	return fx_store_raw(buf, from, (size_t)mlen);
 }
 
 size_t fx_msg(uint8_t *buf, uint32_t from, uint8_t app, uint8_t type, const struct rp_flow_key *key,

@@ -104,6 +104,8 @@ size_t fx_udp(uint8_t *buf, const uint8_t *dmac, const uint8_t *smac, uint32_t s
 	      uint16_t sport, uint32_t daddr, uint16_t dport, size_t payload, bool csum);
 /* A store's message to the switch, `inner` piggybacked. */
 size_t fx_store_msg(uint8_t *buf, uint32_t from, const struct rp_msg_view *v);
+/* The same around the mlen bytes already at buf + 42, whatever they are. */
+size_t fx_store_raw(uint8_t *buf, uint32_t from, size_t mlen);
 /*
  * A store's message of `app` about `key` under FX_EPOCH: a GRANT or MIGRATE
  * carries `state`, a REJECT `reason`; `inner` rides along.

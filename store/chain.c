@@ -621,11 +621,36 @@ static void on_frame(struct rp_shard *s, struct rp_link *l, const uint8_t *frame
 	link_fail(s, l, "unexpected frame");
 }
 
+long rp_chain_link_input(struct rp_shard *s, struct rp_link *l, const uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (len - off >= sizeof(struct rp_link_hdr)) {
+		const struct rp_link_hdr *h = (const void *)(buf + off);
+		uint32_t blen = be32toh(h->len), flen;
+
+		/* before adding the header's length: a wrapped sum would pass (fuzz_chain) */
+		if (blen > RP_LINK_FRAME_MAX - sizeof(*h)) {
+			STAT_INC(s->stats.chain_bad_frames);
+			link_fail(s, l, "oversized frame");
+			return -1;
+		}
+		flen = blen + (uint32_t)sizeof(*h);
+		if (len - off < flen)
+			break;
+		on_frame(s, l, buf + off, flen);
+		if (l->fd < 0)
+			return -1;
+		off += flen;
+	}
+	return (long)off;
+}
+
 static void link_read(struct rp_shard *s, struct rp_link *l)
 {
 	for (;;) {
 		ssize_t n = read(l->fd, l->in + l->in_len, IN_BUF - l->in_len);
-		size_t off = 0;
+		long off;
 
 		if (n == 0) {
 			link_fail(s, l, "closed by the peer");
@@ -637,24 +662,11 @@ static void link_read(struct rp_shard *s, struct rp_link *l)
 			return;
 		}
 		l->in_len += (size_t)n;
-		while (l->in_len - off >= sizeof(struct rp_link_hdr)) {
-			const struct rp_link_hdr *h = (const void *)(l->in + off);
-			uint32_t flen = be32toh(h->len) + (uint32_t)sizeof(*h);
-
-			if (flen > RP_LINK_FRAME_MAX) {
-				STAT_INC(s->stats.chain_bad_frames);
-				link_fail(s, l, "oversized frame");
-				return;
-			}
-			if (l->in_len - off < flen)
-				break;
-			on_frame(s, l, l->in + off, flen);
-			if (l->fd < 0)
-				return;
-			off += flen;
-		}
-		memmove(l->in, l->in + off, l->in_len - off);
-		l->in_len -= off;
+		off = rp_chain_link_input(s, l, l->in, l->in_len);
+		if (off < 0)
+			return;
+		memmove(l->in, l->in + off, l->in_len - (size_t)off);
+		l->in_len -= (size_t)off;
 	}
 }
 

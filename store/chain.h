@@ -217,6 +217,12 @@ void rp_chain_put_flow(struct rp_shard *s, const struct rp_flow *f,
 void rp_chain_put_session(struct rp_shard *s, uint16_t switch_id, uint32_t epoch,
 			  const struct rp_sockaddr *addr, const struct rp_sockaddr *to,
 			  const struct rp_msg_view *reply);
+/*
+ * The whole frames at the start of what link l (up: from the predecessor,
+ * down: from the successor) received, each handled in turn.  Returns the
+ * bytes they took, or -1 when the link failed (a bad frame closes it).
+ */
+long rp_chain_link_input(struct rp_shard *s, struct rp_link *l, const uint8_t *buf, size_t len);
 /* Not the head: REJECT not_head with where the head is. */
 void rp_chain_not_head(struct rp_shard *s, const struct rp_msg_view *v,
 		       const struct rp_sockaddr *from);

@@ -124,6 +124,27 @@ void rp_hb_tick(struct rp_agent *a, uint64_t now);
 void rp_hb_receive(struct rp_agent *a, uint64_t now);
 const struct sockaddr_in *rp_hb_head(const struct rp_agent *a, unsigned int store);
 
+/* hb_msg.c: what a datagram to rp-load's socket is, free of sockets and maps */
+enum rp_hb_kind {
+	RP_HB_IGNORE,		/* not from a replica, malformed, another switch's, unused */
+	RP_HB_ACK,		/* a heartbeat ack */
+	RP_HB_NOT_HEAD,		/* a REJECT not_head, with a hint to the head */
+	RP_HB_REVOKE,		/* bounded mode: a revoke to answer with the state */
+};
+
+struct rp_msg_view;
+/* Decodes a datagram from `from` into v; *chain and *replica: who sent it. */
+enum rp_hb_kind rp_hb_parse(const struct rp_load_cfg *cfg, const void *buf, size_t len,
+			    const struct sockaddr_in *from, struct rp_msg_view *v,
+			    unsigned int *chain, unsigned int *replica);
+/*
+ * A not_head reject's hint for chain c: the replica it names as the head,
+ * its configuration version then taken into s->hint_version; or -EINVAL (no
+ * hint), -EALREADY (no head, or an older version), -ENOENT (no replica of c).
+ */
+int rp_hb_hint(const struct rp_store_chain *c, struct rp_store_sess *s,
+	       const struct rp_msg_view *v);
+
 /* retransmit.c */
 int rp_rtx_init(struct rp_agent *a);
 void rp_rtx_free(struct rp_agent *a);
@@ -132,7 +153,6 @@ uint64_t rp_rtx_rto_ns(const struct rp_agent *a);
 int rp_rtx_epoll_fd(const struct rp_agent *a);
 
 /* snapshot.c */
-struct rp_msg_view;
 int rp_snap_init(struct rp_agent *a);
 void rp_snap_free(struct rp_agent *a);
 void rp_snap_tick(struct rp_agent *a, uint64_t now);

@@ -176,29 +176,6 @@ void rp_hb_tick(struct rp_agent *a, uint64_t now)
 	a->next_hb_ns = now + interval_ns;
 }
 
-static int replica_index(const struct rp_store_chain *c, __be32 addr, __be16 port)
-{
-	for (unsigned int r = 0; r < c->nreplicas; r++)
-		if (c->replicas[r].sin_addr.s_addr == addr && c->replicas[r].sin_port == port)
-			return (int)r;
-	return -1;
-}
-
-/* The chain of a replica (rp_parse_store_chains() lists each once), and which replica. */
-static int chain_of(const struct rp_agent *a, const struct sockaddr_in *from,
-		    unsigned int *replica)
-{
-	for (unsigned int i = 0; i < a->cfg.nstores; i++) {
-		int r = replica_index(&a->cfg.chains[i], from->sin_addr.s_addr, from->sin_port);
-
-		if (r >= 0) {
-			*replica = (unsigned int)r;
-			return (int)i;
-		}
-	}
-	return -1;
-}
-
 /* Chain i's requests go to replica r from now on. */
 static void move_head(struct rp_agent *a, unsigned int i, unsigned int r, const char *why)
 {
@@ -281,28 +258,17 @@ static void on_ack(struct rp_agent *a, unsigned int i, unsigned int r, const str
 static void on_not_head(struct rp_agent *a, unsigned int i, const struct rp_msg_view *v)
 {
 	struct rp_store_sess *s = &a->sess[i];
-	struct rp_head_hint h;
-	uint32_t version;
 	char why[32];
 	int r;
 
 	a->stats[RP_AG_not_head_rejects]++;
-	if (!(v->flags & RP_F_STATE) || v->state_len != sizeof(h))
-		return;
-	memcpy(&h, v->state, sizeof(h));
-	version = ntohl(h.version);
-	if (!h.addr || version < s->hint_version)
-		return;		/* it knows of no head, or an older configuration */
-	r = replica_index(&a->cfg.chains[i], h.addr, h.port);
-	if (r < 0) {
-		a->stats[RP_AG_head_hints_unknown]++;	/* not a replica --store names */
-		return;
-	}
-	s->hint_version = version;
-	if ((unsigned int)r == s->head)
+	r = rp_hb_hint(&a->cfg.chains[i], s, v);
+	if (r == -ENOENT)
+		a->stats[RP_AG_head_hints_unknown]++;
+	if (r < 0 || (unsigned int)r == s->head)
 		return;
 	s->hint_moved = true;
-	snprintf(why, sizeof(why), "configuration %u", version);
+	snprintf(why, sizeof(why), "configuration %u", s->hint_version);
 	move_head(a, i, (unsigned int)r, why);
 }
 
@@ -315,23 +281,22 @@ void rp_hb_receive(struct rp_agent *a, uint64_t now)
 		struct rp_msg_view v;
 		ssize_t n = recvfrom(a->sock, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
 				     &flen);
-		unsigned int r;
-		int i;
+		unsigned int i, r;
 
 		if (n < 0)
 			return;
-		i = chain_of(a, &from, &r);
-		if (i < 0 || rp_msg_decode(buf, (size_t)n, &v) || v.switch_id != a->cfg.switch_id)
-			continue;
-		/*
-		 * The data plane passes up heartbeat acks, not_head rejects and,
-		 * in bounded mode, revokes of held flows.
-		 */
-		if (v.type == RP_MSG_HEARTBEAT_ACK)
-			on_ack(a, (unsigned int)i, r, &v, now);
-		else if (v.type == RP_MSG_REJECT && v.reason == RP_REJ_NOT_HEAD)
-			on_not_head(a, (unsigned int)i, &v);
-		else if (v.type == RP_MSG_REVOKE && a->cfg.bounded)
+		switch (rp_hb_parse(&a->cfg, buf, (size_t)n, &from, &v, &i, &r)) {
+		case RP_HB_ACK:
+			on_ack(a, i, r, &v, now);
+			break;
+		case RP_HB_NOT_HEAD:
+			on_not_head(a, i, &v);
+			break;
+		case RP_HB_REVOKE:
 			rp_snap_revoke(a, &v, &from);	/* bounded mode: with the state */
+			break;
+		case RP_HB_IGNORE:
+			break;
+		}
 	}
 }

@@ -448,20 +448,26 @@ int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *e
 	return 0;
 }
 
+void rp_topo_stop_all(struct rp_topo *t)
+{
+	for (unsigned int i = 0; i < t->nswitches; i++)
+		rp_topo_stop(&t->sw[i].load_pid, false);
+	rp_topo_stop(&t->store_pid, false);
+	for (unsigned int r = 0; r < t->nreplicas; r++)
+		rp_topo_stop(&t->rep_pid[r], false);
+	rp_topo_stop(&t->zk_pid, false);
+}
+
 void rp_topo_destroy(struct rp_topo *t)
 {
 	const char *hosts[] = { t->ns_client, t->ns_server, t->ns_store };
 	char cmd[600];
 
-	for (unsigned int i = 0; i < t->nswitches; i++)
-		rp_topo_stop(&t->sw[i].load_pid, false);
-	rp_topo_stop(&t->store_pid, false);
+	rp_topo_stop_all(t);
 	for (unsigned int r = 0; r < t->nreplicas; r++) {
-		rp_topo_stop(&t->rep_pid[r], false);
 		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", t->ns_rep[r]);
 		run(cmd);
 	}
-	rp_topo_stop(&t->zk_pid, false);
 	for (unsigned int i = 0; i < t->nswitches; i++) {
 		struct rp_topo_switch *s = &t->sw[i];
 

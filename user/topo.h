@@ -83,6 +83,8 @@ int rp_topo_create(struct rp_topo *t, const char *prefix, unsigned int nswitches
 		   const char *bin_dir);
 /* Stops what it started, deletes namespaces, pins and logs. Idempotent. */
 void rp_topo_destroy(struct rp_topo *t);
+/* Stops (SIGTERM) every process it started, and nothing else. */
+void rp_topo_stop_all(struct rp_topo *t);
 
 /* A shell command inside a namespace; returns its exit status. */
 int rp_topo_sh(const char *ns, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
