@@ -69,7 +69,7 @@ LIBREDPLANE := $(OUTPUT)/libredplane.a
 # make test's second pass: the suites that start rp-store or rp-load, against
 # builds with ASan and UBSan; a report fails the test (selftests/rp_test.c)
 SAN_OUTPUT := $(OUTPUT)/san
-SAN_SUITES := @(store*|load*|failover|fw_failover|lb_failover|bounded_failover|chain*)/*
+SAN_SUITES := @(store*|load*|failover|fw_failover|lb_failover|bounded_failover|mac_store|mac_failover|chain*)/*
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 	   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 

@@ -450,6 +450,15 @@ static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 		rp_stat(RP_DP_drop_stale_ack);
 		return XDP_DROP;
 	}
+	/*
+	 * An ACK of a write never made (a broken or forged store): taken, it
+	 * would make the next writes' ACKs look stale and their packets never
+	 * leave.  Bounded mode's snapshots carry rp-load's seqs, ahead of f->seq.
+	 */
+	if (!cfg_bounded && rp_seq_after(seq, f->seq)) {
+		rp_stat(RP_DP_drop_ack_ahead);
+		return XDP_DROP;
+	}
 	f->acked = seq;
 	rp_stat(RP_DP_ack);
 	if (!(msg->hdr.flags & RP_F_PKT))

@@ -135,6 +135,20 @@ static size_t base_frame(uint8_t *buf, uint32_t k)
 		return fx_msg(buf, FX_STORE, RP_APP_NAT, k == 8 ? RP_MSG_GRANT : RP_MSG_MIGRATE,
 			      &key, below(4), &st, sizeof(st), 0, inner, inner_len);
 	case 10:
+		/* half of them the ACK of a write in flight, as the store would send it */
+		for (uint32_t j = 0; j < LIVE_FLOWS && below(2); j++) {
+			struct rp_msg_view v = { .type = RP_MSG_ACK, .app_id = RP_APP_NAT,
+						 .switch_id = FX_SWITCH_ID, .lease_ms = 200 };
+			struct rp_dp_flow f;
+
+			live_key(&v.key, j);
+			if (!fx_flow(&v.key, &f) || !f.epoch || f.seq == f.acked)
+				continue;
+			v.seq = f.seq;
+			v.epoch = f.epoch;
+			v.gen = f.gen;
+			return fx_store_msg(buf, FX_STORE_B, &v);
+		}
 		return fx_msg(buf, FX_STORE_B, RP_APP_NAT, RP_MSG_ACK, &key, below(8), NULL, 0, 0,
 			      inner, inner_len);
 	case 11:
@@ -260,8 +274,9 @@ static size_t random_bytes(uint8_t *buf)
 static const enum rp_dp_stat store_outcomes[] = {
 	RP_DP_drop_malformed_msg, RP_DP_drop_bad_source, RP_DP_hb_ack_pass,
 	RP_DP_drop_stale_grant, RP_DP_regrant, RP_DP_drop_table_full, RP_DP_grant,
-	RP_DP_migrate, RP_DP_ack, RP_DP_drop_stale_ack, RP_DP_drop_ack_not_owner,
-	RP_DP_reject, RP_DP_revoke, RP_DP_revoke_unknown,
+	RP_DP_migrate, RP_DP_ack, RP_DP_drop_stale_ack, RP_DP_drop_ack_ahead,
+	RP_DP_drop_ack_not_owner, RP_DP_drop_bad_mac, RP_DP_reject, RP_DP_revoke,
+	RP_DP_revoke_unknown,
 };
 
 static void check_accounting(uint64_t frames)

@@ -247,6 +247,14 @@ Test(xdp, fin_is_a_write_released_only_by_its_ack)
 	cr_assert_eq(copy.verdict, 1);
 	ring_buffer__free(rb);
 
+	/* an ACK of a write never made (seq 5): refused, nothing released, acked stays */
+	len = store_msg(msg, FX_STORE, RP_MSG_ACK, &fwd, 5, FX_EPOCH, NULL, 0, want, fin_len);
+	fx_run(msg, len, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert_eq(fx_stat(RP_DP_drop_ack_ahead), 1);
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert_eq(f.acked, 0);
+
 	/* the ACK releases it */
 	len = store_msg(msg, FX_STORE, RP_MSG_ACK, &fwd, 1, FX_EPOCH, NULL, 0, want, fin_len);
 	fx_run(msg, len, fx.ifindex_sto, &out);

@@ -139,6 +139,7 @@ struct rp_dp_wcopy {
 	X(drop_table_full)	/* flows map full */			\
 	X(ack)			/* write acknowledged, packet released */ \
 	X(drop_stale_ack)	/* duplicate or older ACK: not released */ \
+	X(drop_ack_ahead)	/* ACK of a seq this switch never wrote */ \
 	X(drop_ack_not_owner)	/* ACK for a flow not held */		\
 	X(reject)		/* REJECT from the store: packet dropped */ \
 	X(reject_lost_lease)	/* REJECT not_owner or stale: lease dropped */ \
