@@ -46,7 +46,6 @@
 #define BULK_PORT	5001
 #define CONN_PORT	8080
 #define SYNC_NET	"10.30.0"	/* the dedicated link between sw1 and sw2, a /30 */
-#define STORE_MTU	1700	/* bytes: at least RP_DGRAM_MAX + 28 (docs/PROTOCOL.md) */
 
 enum rp_system { SYS_REDPLANE, SYS_CONNTRACKD, NSYS };
 enum rp_event { EV_CRASH, EV_REROUTE, NEV };
@@ -484,16 +483,10 @@ static int setup(struct bench *b, enum rp_system sys)
 	b->topo_up = true;
 	if (sys == SYS_REDPLANE) {
 		/*
-		 * A lease request carries the packet that asked for it: a full-size
-		 * frame needs the store links' MTU docs/PROTOCOL.md asks for
-		 * (1646 + 28); topo.c leaves them at 1500, enough for its tests'
-		 * small segments only.
+		 * A lease request carries the packet that asked for it: topo.c
+		 * gives the store links the MTU a full-size frame needs
+		 * (RP_TOPO_STORE_MTU, docs/PROTOCOL.md).
 		 */
-		for (unsigned int i = 0; i < 2; i++)
-			if (rp_topo_sh(t->sw[i].ns, "ip link set %s mtu %u", t->sw[i].if_sto,
-				       STORE_MTU) ||
-			    rp_topo_sh(t->ns_store, "ip link set st%u mtu %u", i + 1, STORE_MTU))
-				return -EIO;
 		snprintf(b->store_stats, sizeof(b->store_stats), "%s/rp-store.stats", t->dir);
 		store_args[1] = b->store_stats;
 		t->store_args = store_args;
