@@ -46,7 +46,6 @@
 #define BULK_PORT	5001
 #define CONN_PORT	8080
 #define SYNC_NET	"10.30.0"	/* the dedicated link between sw1 and sw2, a /30 */
-#define STORE_MTU	1700	/* bytes: at least RP_DGRAM_MAX + 28 (docs/PROTOCOL.md) */
 
 enum rp_system { SYS_REDPLANE, SYS_CONNTRACKD, NSYS };
 enum rp_event { EV_CRASH, EV_REROUTE, NEV };
@@ -56,6 +55,7 @@ static const char *const ev_name[NEV] = { "crash", "reroute" };
 struct opts {
 	uint32_t runs, conns, lease_ms, before_ms, after_ms, drain_ms, rate_mbps;
 	bool sys[NSYS], ev[NEV];
+	bool debug;	/* -d: dump counters of a stuck run */
 };
 
 struct result {
@@ -92,6 +92,7 @@ struct bench {
 	pid_t ctd_pid[RP_TOPO_SWITCHES];
 	char ctd_conf[RP_TOPO_SWITCHES][128], ctd_log[RP_TOPO_SWITCHES][128];
 	char ctd_error[256];	/* why conntrackd did not start, in the last run */
+	char store_stats[PATH_MAX];	/* rp-store's --stats-file, in the run's directory */
 	bool ctd_started;	/* in some run */
 	struct result *res[NSYS][NEV];
 };
@@ -420,6 +421,43 @@ static void conntrackd_backup(struct bench *b, unsigned int i)
 
 /* ---- one run ---- */
 
+/*
+ * -d: the evidence of a run whose stream stalled (a second or more, or
+ * stuck), taken before the topology goes: sw2's rp-load --status (its
+ * data-plane and agent counters), the store's non-zero statistics, the bulk
+ * stream's TCP state at the sender, and the TCP counters of both ends.
+ */
+static void dump_stalled(struct bench *b, enum rp_system sys)
+{
+	struct rp_topo *t = &b->topo;
+	char cmd[2 * PATH_MAX + 64];
+
+	printf("---- stalled run: evidence (-d) ----\n");
+	if (sys == SYS_REDPLANE) {
+		/* the store rewrites its stats file every second: have it now */
+		if (t->store_pid > 0)
+			kill(t->store_pid, SIGUSR1);
+		usleep(200 * 1000);
+		for (unsigned int i = 0; i < 2; i++) {
+			snprintf(cmd, sizeof(cmd), "%s/rp-load --status %s | grep -v ' 0$'", b->bin,
+				 t->sw[i].if_int);
+			system(cmd);
+		}
+		printf("-- rp-store (non-zero) --\n");
+		snprintf(cmd, sizeof(cmd), "grep -v ' 0$' %s", b->store_stats);
+		system(cmd);
+	} else {
+		rp_topo_sh(t->sw[1].ns, "conntrack -L 2>/dev/null | grep -c . || true");
+	}
+	printf("-- the bulk stream: sender, receiver --\n");
+	rp_topo_sh(t->ns_client, "ss -tinH dst " RP_TOPO_SERVER ":%u", BULK_PORT);
+	rp_topo_sh(t->ns_server, "ss -tinH src " RP_TOPO_SERVER ":%u", BULK_PORT);
+	printf("-- TCP counters: client, server --\n");
+	rp_topo_sh(t->ns_client, "nstat -az | grep -Ev \"[[:space:]]0[[:space:]]\" || true");
+	rp_topo_sh(t->ns_server, "nstat -az | grep -Ev \"[[:space:]]0[[:space:]]\" || true");
+	printf("---- end of evidence ----\n");
+}
+
 static void teardown(struct bench *b)
 {
 	for (unsigned int i = 0; i < RP_TOPO_SWITCHES; i++)
@@ -434,6 +472,7 @@ static int setup(struct bench *b, enum rp_system sys)
 	struct rp_topo *t = &b->topo;
 	char lease[16];
 	const char *args[] = { "--lease-ms", lease, NULL };
+	static const char *store_args[] = { "--stats-file", NULL, NULL };
 	int err;
 
 	b->ctd_error[0] = '\0';
@@ -444,16 +483,13 @@ static int setup(struct bench *b, enum rp_system sys)
 	b->topo_up = true;
 	if (sys == SYS_REDPLANE) {
 		/*
-		 * A lease request carries the packet that asked for it: a full-size
-		 * frame needs the store links' MTU docs/PROTOCOL.md asks for
-		 * (1646 + 28); topo.c leaves them at 1500, enough for its tests'
-		 * small segments only.
+		 * A lease request carries the packet that asked for it: topo.c
+		 * gives the store links the MTU a full-size frame needs
+		 * (RP_TOPO_STORE_MTU, docs/PROTOCOL.md).
 		 */
-		for (unsigned int i = 0; i < 2; i++)
-			if (rp_topo_sh(t->sw[i].ns, "ip link set %s mtu %u", t->sw[i].if_sto,
-				       STORE_MTU) ||
-			    rp_topo_sh(t->ns_store, "ip link set st%u mtu %u", i + 1, STORE_MTU))
-				return -EIO;
+		snprintf(b->store_stats, sizeof(b->store_stats), "%s/rp-store.stats", t->dir);
+		store_args[1] = b->store_stats;
+		t->store_args = store_args;
 		err = rp_topo_start_store(t, lease, "0");
 		for (unsigned int i = 0; !err && i < 2; i++)
 			err = rp_topo_start_switch(t, i, args);
@@ -479,7 +515,7 @@ static int setup(struct bench *b, enum rp_system sys)
 static double act(struct bench *b, enum rp_system sys, enum rp_event ev)
 {
 	struct rp_topo *t = &b->topo;
-	uint64_t t0;
+	uint64_t t0, t00 = rp_stream_now();
 	double took;
 
 	if (ev == EV_CRASH) {
@@ -501,6 +537,9 @@ static double act(struct bench *b, enum rp_system sys, enum rp_event ev)
 	took = (double)(rp_stream_now() - t0) / 1e6;
 	if (rp_topo_route_via(t, 1))
 		pr_warn("failover-bench: Couldn't move the routes to sw2\n");
+	if (b->o.debug)
+		printf("  event: switch down after %.1f ms, routes moved after %.1f ms\n",
+		       (double)(t0 - t00) / 1e6, (double)(rp_stream_now() - t00) / 1e6);
 	if (sys == SYS_CONNTRACKD && ev == EV_REROUTE)
 		conntrackd_backup(b, 0);
 	return took;
@@ -570,6 +609,8 @@ static int one_run(struct bench *b, enum rp_system sys, enum rp_event ev, struct
 	else
 		r->stall_ms = (double)io.stall_ns / 1e6;
 	r->ok = true;
+	if (o->debug && r->stall_ms >= 1000)
+		dump_stalled(b, sys);
 out:
 	if (io.bulk_c >= 0)
 		close(io.bulk_c);
@@ -779,7 +820,10 @@ static const char usage_text[] =
 	"  -a, --after-ms MS     streaming after it (default 3000)\n"
 	"  -r, --rate-mbps R     the bulk stream's paced rate, 0: unpaced (default 100)\n"
 	"  -s, --system NAME     redplane or nft-conntrackd only (default both)\n"
-	"  -e, --event NAME      crash or reroute only (default both)\n";
+	"  -e, --event NAME      crash or reroute only (default both)\n"
+	"  -d, --debug           dump the counters of a run stalled 1 s or more: sw2's\n"
+	"                        rp-load --status, rp-store's statistics, the stream's\n"
+	"                        TCP state (ss -ti) and both ends' TCP counters\n";
 
 static bool pick(bool *set, const char *const *names, int n, const char *arg)
 {
@@ -802,6 +846,7 @@ static int parse(struct opts *o, int argc, char **argv)
 		{ "rate-mbps", required_argument, NULL, 'r' },
 		{ "system", required_argument, NULL, 's' },
 		{ "event", required_argument, NULL, 'e' },
+		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -811,7 +856,7 @@ static int parse(struct opts *o, int argc, char **argv)
 	*o = (struct opts){ .runs = 10, .conns = 200, .lease_ms = 200, .before_ms = 1000,
 			    .after_ms = 3000, .drain_ms = 2000, .rate_mbps = 100,
 			    .sys = { true, true }, .ev = { true, true } };
-	while ((c = getopt_long(argc, argv, "n:c:l:b:a:r:s:e:h", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:c:l:b:a:r:s:e:dh", long_opts, NULL)) != -1) {
 		int err = 0;
 
 		switch (c) {
@@ -841,6 +886,9 @@ static int parse(struct opts *o, int argc, char **argv)
 		case 'e':
 			if (!pick(o->ev, ev_name, NEV, optarg))
 				err = -EINVAL;
+			break;
+		case 'd':
+			o->debug = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

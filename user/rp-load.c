@@ -479,8 +479,14 @@ static void detach(struct rp_agent *a)
 	}
 }
 
+/*
+ * `progs` too: the kernel empties a program array when the last reference
+ * from user space goes (an fd or a pin), so unpinned, a killed rp-load would
+ * leave a data plane whose every tail call fails (drop_tail_call) at once,
+ * instead of one that fails closed when its sessions lapse.
+ */
 static const char *const pinned_maps[] = { "flows", "sessions", "stats", "agent_stats", "info",
-					    "heavy" };
+					    "heavy", "progs" };
 
 static struct bpf_map *map_by_name(struct rp_agent *a, const char *name)
 {
