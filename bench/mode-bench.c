@@ -163,7 +163,7 @@ out:
 static void csv(FILE *f, const char *name, double v, const char *unit)
 {
 	if (f)
-		fprintf(f, "3,%s,%.1f,%s\n", name, v, unit);
+		fprintf(f, "3,%s,%.4g,%s\n", name, v, unit);
 }
 
 int main(int argc, char **argv)

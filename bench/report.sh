@@ -83,12 +83,16 @@ readme_block() {
 	echo
 	echo "| section | figure |"
 	echo "|---|---|"
-	for app in nat fw lb; do
+	for app in nat fw lb counter sketch; do
 		has 1 "${app}_ratio" &&
 			echo "| 1. $app, ns/packet: redplane / replication compiled out | $(n "$(v 1 "${app}_redplane")" 1) / $(n "$(v 1 "${app}_norepl")" 1): $(n "$(v 1 "${app}_ratio")" 2) |"
 	done
 	has 2 redplane_nat &&
 		echo "| 2. NAT forwarding, packets/s: redplane / XDP NAT without replication / nftables | $(n "$(v 2 redplane_nat)") / $(n "$(v 2 xdp_nat_norepl)") / $(n "$(v 2 nftables_nat)") (redplane: $(n "$(v 2 redplane_vs_norepl)" 2) of the XDP NAT without replication, $(n "$(v 2 redplane_vs_nftables)" 2)x nftables) |"
+	has 3 rate_ratio_bounded_over_linearizable &&
+		echo "| 3. write-centric traffic (counters), linearizable / bounded: p50 latency µs; delivered packets/s | $(n "$(v 3 linearizable_p50)" 1) / $(n "$(v 3 bounded_p50)" 1); $(n "$(v 3 linearizable_rate)") / $(n "$(v 3 bounded_rate)") (bounded: $(n "$(v 3 rate_ratio_bounded_over_linearizable)" 2)x) |"
+	has 5 redplane_crash_stall_median &&
+		echo "| 5. TCP stall after a switch crash; after a live reroute, median ms: redplane / nftables + conntrackd | $(v 5 redplane_crash_stall_median) / $(v 5 nft-conntrackd_crash_stall_median); $(v 5 redplane_reroute_stall_median) / $(v 5 nft-conntrackd_reroute_stall_median) (connections surviving with redplane: $(awk -v x="$(v 5 redplane_crash_survived)" 'BEGIN { printf "%.0f", 100 * x }')% crash, $(awk -v x="$(v 5 redplane_reroute_survived)" 'BEGIN { printf "%.0f", 100 * x }')% reroute) |"
 	has 4 shards1_store_write_ratio &&
 		echo "| 4. rp-store writes against the echo ceiling, 1 shard | $(n "$(v 4 shards1_store_write_rps)") req/s: $(v 4 shards1_store_write_ratio) |"
 	has 4 chain3_writes_ratio &&
@@ -223,6 +227,24 @@ LOAD1=$(cut -d' ' -f1 /proc/loadavg)
 
 # ---- the figures, the plots ----
 
+FO_TIMELINE=$RP_BENCH_OUT/failover-timeline.csv
+FO_EVENTS=$RP_BENCH_OUT/failover.csv
+# section 5's figures into the CSV too: per system and event, the median stall and the survivors
+if [ -s "$FO_EVENTS" ]; then
+	awk -F, '$1 != "system" { k = $1 "_" $2; n[k]++; st[k, n[k]] = $4; sv[k] += $5; tot[k] += $6 }
+		END {
+			for (k in n) {
+				m = n[k]
+				for (i = 2; i <= m; i++)	# insertion sort: a few runs
+					for (j = i; j > 1 && st[k, j - 1] + 0 > st[k, j] + 0; j--) {
+						t = st[k, j]; st[k, j] = st[k, j - 1]; st[k, j - 1] = t
+					}
+				printf "5,%s_stall_median,%s,ms\n", k, st[k, int((m + 1) / 2)]
+				printf "5,%s_stall_max,%s,ms\n", k, st[k, m]
+				printf "5,%s_survived,%.4f,share\n", k, tot[k] ? sv[k] / tot[k] : 0
+			}
+		}' "$FO_EVENTS" >>"$RP_BENCH_CSV"
+fi
 CSV_IN=$REPORT_DIR/results.csv
 {
 	echo "section,name,value,unit"
@@ -315,17 +337,16 @@ set yrange [1e-6:10]
 set format y '%g'
 plot '$DAT/traffic.csv' using 2:xtic(1) title 'redplane (measured)', '' using 3 title 'the same plus one renew per read packet (reference design)'"
 fi
-FO_TIMELINE=$RP_BENCH_OUT/failover-timeline.csv
-FO_EVENTS=$RP_BENCH_OUT/failover.csv
 if [ -s "$FO_TIMELINE" ]; then
-	# one run per system: the first; throughput over time across the failure (t = 0)
+	# per system and event, the run the benchmark kept (its median stall): throughput around t = 0
 	cmd=""
-	for sys in $(awk -F, '$1 != "system" { print $1 }' "$FO_TIMELINE" | sort -u); do
-		awk -F, -v s="$sys" '$1 == s { if (run == "") run = $2; if ($2 == run) print $3 "," $4 }' \
-			"$FO_TIMELINE" >"$DAT/fo-$sys.csv"
-		cmd="$cmd${cmd:+, }'$DAT/fo-$sys.csv' using 1:2 with lines lw 2 title '$sys'"
+	for se in $(awk -F, '$1 != "system" { print $1 "," $2 }' "$FO_TIMELINE" | sort -u); do
+		sys=${se%,*} ev=${se#*,}
+		awk -F, -v s="$sys" -v e="$ev" '$1 == s && $2 == e { if (run == "") run = $3; if ($3 == run) print $4 "," $5 }' \
+			"$FO_TIMELINE" >"$DAT/fo-$sys-$ev.csv"
+		cmd="$cmd${cmd:+, }'$DAT/fo-$sys-$ev.csv' using 1:2 with lines lw 2 title '$sys, $ev'"
 	done
-	[ -n "$cmd" ] && plot failover "set title 'Section 5: TCP throughput across the failure (t = 0), first run of each'
+	[ -n "$cmd" ] && plot failover "set title 'Section 5: TCP throughput across the event (t = 0), the median run of each'
 set xlabel 'ms'
 set ylabel 'Mbit/s'
 set yrange [0:*]
@@ -543,7 +564,7 @@ virt=$(systemd-detect-virt 2>/dev/null || true)
 		echo "$(n "$(v 6 stream_bytes)") bytes counted after its setup; write-centric,"
 		echo "$(n "$(v 6 short_connections)") short TCP connections (1,000 bytes each; every"
 		echo "SYN and FIN goes through the store). The reference design's cost: one renew"
-		echo "message (the protocol's 128-byte message in UDP/IPv4/Ethernet: 170 bytes)"
+		echo "message (the protocol's fixed message in UDP/IPv4/Ethernet: $(n "$(awk -v b="$(v 6 read_renew_bytes)" -v p="$(v 6 read_read_packets)" 'BEGIN { if (p) print b / p }')") bytes)"
 		echo "per read packet of the same traffic."
 		echo
 		echo "| workload | data bytes | to store | from store | to store / data | both ways / data | renews (one per read packet) | reference design to store / data |"
