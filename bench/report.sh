@@ -91,12 +91,12 @@ readme_block() {
 		echo "| 2. NAT forwarding, packets/s: redplane / XDP NAT without replication / nftables | $(n "$(v 2 redplane_nat)") / $(n "$(v 2 xdp_nat_norepl)") / $(n "$(v 2 nftables_nat)") (redplane: $(n "$(v 2 redplane_vs_norepl)" 2) of the XDP NAT without replication, $(n "$(v 2 redplane_vs_nftables)" 2)x nftables) |"
 	has 3 rate_ratio_bounded_over_linearizable &&
 		echo "| 3. write-centric traffic (counters), linearizable / bounded: p50 latency µs; delivered packets/s | $(n "$(v 3 linearizable_p50)" 1) / $(n "$(v 3 bounded_p50)" 1); $(n "$(v 3 linearizable_rate)") / $(n "$(v 3 bounded_rate)") (bounded: $(n "$(v 3 rate_ratio_bounded_over_linearizable)" 2)x) |"
-	has 5 redplane_crash_stall_median &&
-		echo "| 5. TCP stall after a switch crash; after a live reroute, median ms: redplane / nftables + conntrackd | $(v 5 redplane_crash_stall_median) / $(v 5 nft-conntrackd_crash_stall_median); $(v 5 redplane_reroute_stall_median) / $(v 5 nft-conntrackd_reroute_stall_median) (connections surviving with redplane: $(awk -v x="$(v 5 redplane_crash_survived)" 'BEGIN { printf "%.0f", 100 * x }')% crash, $(awk -v x="$(v 5 redplane_reroute_survived)" 'BEGIN { printf "%.0f", 100 * x }')% reroute) |"
 	has 4 shards1_store_write_ratio &&
 		echo "| 4. rp-store writes against the echo ceiling, 1 shard | $(n "$(v 4 shards1_store_write_rps)") req/s: $(v 4 shards1_store_write_ratio) |"
 	has 4 chain3_writes_ratio &&
 		echo "| 4. writes through a chain of 3 replicas against 1 | $(n "$(v 4 chain3_writes_rps)") writes/s: $(v 4 chain3_writes_ratio) |"
+	has 5 redplane_crash_stall_median &&
+		echo "| 5. TCP stall after a switch crash; after a live reroute, median ms: redplane / nftables + conntrackd | $(v 5 redplane_crash_stall_median) / $(v 5 nft-conntrackd_crash_stall_median); $(v 5 redplane_reroute_stall_median) / $(v 5 nft-conntrackd_reroute_stall_median) (connections surviving with redplane: $(awk -v x="$(v 5 redplane_crash_survived)" 'BEGIN { printf "%.0f", 100 * x }')% crash, $(awk -v x="$(v 5 redplane_reroute_survived)" 'BEGIN { printf "%.0f", 100 * x }')% reroute) |"
 	has 6 read_to_store_per_data &&
 		echo "| 6. bytes to the store per data byte, read-centric / write-centric | $(g "$(v 6 read_to_store_per_data)") / $(g "$(v 6 write_to_store_per_data)"); with one renew per read packet: $(g "$(v 6 read_reference_per_data)") / $(g "$(v 6 write_reference_per_data)") |"
 	has 7 kernel_flows_bytes_per_flow &&
