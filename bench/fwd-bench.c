@@ -58,7 +58,7 @@
 #define SINK_PORT	9	/* UDP discard */
 #define SPORT_BASE	10000
 #define FRAME_LEN	64
-/* a renew of the reference design: Ethernet, IPv4, UDP and the protocol's 128-byte message */
+/* a renew of the reference design: Ethernet, IPv4, UDP and the protocol's fixed message (RP_MSG_LEN) */
 #define RENEW_BYTES	(14 + 20 + 8 + RP_MSG_LEN)
 
 enum variant { V_REDPLANE, V_NOREPL, V_NFT, NVARIANTS };

@@ -5,7 +5,7 @@
  * Every message between a switch (XDP data plane or its agent) and rp-store
  * is one UDP datagram:
  *
- *   struct rp_msg (128 bytes, fixed)  |  piggybacked packet (pkt_len bytes)
+ *   struct rp_msg (136 bytes, fixed)  |  piggybacked packet (pkt_len bytes)
  *
  * All multi-byte fields are in network byte order.  The layout is fixed so
  * that an XDP program or a P4 parser can reach every field at a constant
