@@ -261,6 +261,34 @@ static void expect_handover(unsigned int from, unsigned int to, unsigned int min
 			     (unsigned long long)(max_gap / 1000000));
 }
 
+/*
+ * rp-load killed alone (the links up, the routes still through sw1): its
+ * data plane keeps serving the flows it holds until its session expires
+ * (the program array is pinned: the kernel empties an unpinned one when
+ * rp-load's reference goes), then fails closed.
+ */
+Test(failover, a_killed_agents_data_plane_serves_its_flows_until_its_session_ends)
+{
+	struct conn c = topo_connect(8080);
+	long long fast, no_session;
+
+	topo_echo(&c);
+	fast = rp_topo_dp_stat(&topo, 0, "fast_path");
+	cr_assert_eq(rp_topo_stop(&topo.sw[0].load_pid, true), 128 + SIGKILL, "rp-load killed");
+	topo_echo(&c);
+	cr_assert_gt(rp_topo_dp_stat(&topo, 0, "fast_path"), fast, "sw1 went on forwarding");
+	cr_assert_eq(rp_topo_dp_stat(&topo, 0, "drop_tail_call"), 0, "its tail calls all worked");
+
+	/* past the session: nothing more through sw1 */
+	rp_test_sleep_ms(2 * lease_ms);
+	no_session = rp_topo_dp_stat(&topo, 0, "drop_no_session");
+	cr_assert_eq(send(c.client, "ping", 4, 0), 4);
+	cr_assert_eq(topo_readable(c.server, 300 * (int)time_scale), 0, "a packet after the session");
+	cr_assert_gt(rp_topo_dp_stat(&topo, 0, "drop_no_session"), no_session, "dropped, counted");
+	close(c.client);
+	close(c.server);
+}
+
 Test(failover, a_live_reroute_hands_over_by_revoke_never_to_both)
 {
 	struct rp_stream s;
