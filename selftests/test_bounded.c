@@ -439,12 +439,9 @@ static unsigned int rx_between(const struct rx_log *l, uint64_t from, uint64_t t
 /* Switch i's pinned map `name`. */
 static int pin_of(unsigned int i, const char *name)
 {
-	char path[PATH_MAX];
-	int fd;
+	int fd = rp_topo_open_pin(&topo, i, name);
 
-	snprintf(path, sizeof(path), "%s/%s/%s", RP_PIN_ROOT, topo.sw[i].if_int, name);
-	fd = bpf_obj_get(path);
-	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	cr_assert_geq(fd, 0, "open sw%u's %s: %s", i + 1, name, strerror(errno));
 	return fd;
 }
 

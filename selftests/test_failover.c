@@ -418,23 +418,9 @@ Test(failover, loss_duplication_and_reordering_on_the_store_links)
 	uint32_t dropped;
 	char buf[8];
 
-	for (int i = 0; i < 2; i++) {
-		char ifname[16];
-
-		/* a tenth of what goes to the store is lost (XDP at the far end) */
-		store_link[i]->bss->drop_port = 4791;
-		store_link[i]->bss->drop_every = 10;
-		/* both ways, some duplicated, some delayed behind others (TC) */
-		imp[i] = link_impair__open_and_load();
-		cr_assert_not_null(imp[i]);
-		imp[i]->bss->port = 4791;
-		imp[i]->bss->dup_every = 7;
-		imp[i]->bss->reorder_every = 5;
-		snprintf(ifname, sizeof(ifname), "st%d", i + 1);
-		cr_assert_eq(rp_topo_tc_attach(topo.ns_store, ifname,
-					       bpf_program__fd(imp[i]->progs.impair_ingress),
-					       bpf_program__fd(imp[i]->progs.impair_egress)), 0);
-	}
+	/* a tenth of what goes to the store lost; both ways, some duplicated, some delayed */
+	for (unsigned int i = 0; i < 2; i++)
+		imp[i] = topo_impair_store_link(i, 10, 7, 5);
 	if (rp_stream_open(&s, &topo, 20, 8080) && getenv("RP_DEBUG"))
 		dump();
 	cr_assert_eq(s.n, 20, "only %u connections opened", s.n);

@@ -267,12 +267,9 @@ static void send_revoke(const struct rp_flow_key *key, uint32_t epoch, uint16_t 
 
 static struct rp_dp_flow sw1_flow(const struct rp_flow_key *key)
 {
-	char path[PATH_MAX];
 	struct rp_dp_flow f;
-	int fd;
+	int fd = rp_topo_open_pin(&topo, 0, "flows");
 
-	snprintf(path, sizeof(path), "%s/%s/flows", RP_PIN_ROOT, topo.sw[0].if_int);
-	fd = bpf_obj_get(path);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(bpf_map_lookup_elem(fd, key, &f), 0, "sw1 has the connection");
 	close(fd);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "rp_test.h"
+#include "link_impair.skel.h"
 #include "topo_fixture.h"
 #include "veth_peer.skel.h"
 
@@ -39,6 +40,26 @@ static void topo_build(unsigned int nswitches)
 					 bpf_program__fd(store_link[i]->progs.veth_peer));
 		cr_assert_eq(err, 0, "attach the loss injector: %s", strerror(-err));
 	}
+}
+
+struct link_impair *topo_impair_store_link(unsigned int i, uint32_t drop_every,
+					   uint32_t dup_every, uint32_t reorder_every)
+{
+	struct link_impair *imp;
+	char ifname[16];
+
+	store_link[i]->bss->drop_port = 4791;
+	store_link[i]->bss->drop_every = drop_every;
+	imp = link_impair__open_and_load();
+	cr_assert_not_null(imp);
+	imp->bss->port = 4791;
+	imp->bss->dup_every = dup_every;
+	imp->bss->reorder_every = reorder_every;
+	snprintf(ifname, sizeof(ifname), "st%u", i + 1);
+	cr_assert_eq(rp_topo_tc_attach(topo.ns_store, ifname,
+				       bpf_program__fd(imp->progs.impair_ingress),
+				       bpf_program__fd(imp->progs.impair_egress)), 0);
+	return imp;
 }
 
 void topo_timing(unsigned int *lease_ms, unsigned int *time_scale)

@@ -12,6 +12,17 @@ extern struct rp_topo topo;
 /* The far end of switch i's store link runs this, for loss injection. */
 extern struct veth_peer *store_link[RP_TOPO_SWITCHES];
 
+struct link_impair;
+
+/*
+ * Faults on switch i's store link: one datagram to the store in drop_every
+ * lost (XDP at the far end), one in dup_every duplicated and one in
+ * reorder_every delayed behind the next, both ways (TC); 0 turns one off.
+ * The caller destroys what it returns.
+ */
+struct link_impair *topo_impair_store_link(unsigned int i, uint32_t drop_every,
+					   uint32_t dup_every, uint32_t reorder_every);
+
 /* Skips without root; builds n switches and starts the store. */
 void topo_up(unsigned int nswitches, const char *lease_ms);
 /* The same, rp-store with more arguments. */

@@ -563,7 +563,7 @@ int rp_topo_kernel_nat(struct rp_topo *t, unsigned int i)
 			  s->if_ext) ? -EIO : 0;
 }
 
-static int open_pinned(struct rp_topo *t, unsigned int i, const char *map)
+int rp_topo_open_pin(struct rp_topo *t, unsigned int i, const char *map)
 {
 	char path[PATH_MAX];
 
@@ -591,8 +591,8 @@ static uint64_t lease_end(int sessions, const struct rp_dp_flow *f, uint64_t now
 int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
 			   unsigned int *handed, uint64_t *min_gap_ns, uint64_t *max_gap_ns)
 {
-	int fa = open_pinned(t, a, "flows"), fb = open_pinned(t, b, "flows"), overlaps = 0;
-	int sa = open_pinned(t, a, "sessions"), sb = open_pinned(t, b, "sessions");
+	int fa = rp_topo_open_pin(t, a, "flows"), fb = rp_topo_open_pin(t, b, "flows"), overlaps = 0;
+	int sa = rp_topo_open_pin(t, a, "sessions"), sb = rp_topo_open_pin(t, b, "sessions");
 	struct rp_flow_key key, next, *prev = NULL;
 	struct timespec ts;
 	uint64_t now;
@@ -868,7 +868,7 @@ int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsig
 	n = dump_replica(t, r, &d);
 	if (n < 0)
 		return n;
-	fd = open_pinned(t, i, "flows");
+	fd = rp_topo_open_pin(t, i, "flows");
 	if (fd < 0) {
 		free(d);
 		return fd;

@@ -172,6 +172,8 @@ int rp_topo_enter_ns(const char *ns);
 int rp_topo_socket(const char *ns, int domain, int type);
 int rp_topo_socket_proto(const char *ns, int domain, int type, int protocol);
 
+/* Switch i's pinned map `map` (flows, sessions, heavy, ...): a descriptor, or -errno. */
+int rp_topo_open_pin(struct rp_topo *t, unsigned int i, const char *map);
 /* A data plane counter of switch i (summed over CPUs), from its pins; -1 if none. */
 long long rp_topo_dp_stat(struct rp_topo *t, unsigned int i, const char *name);
 long long rp_topo_agent_stat(struct rp_topo *t, unsigned int i, const char *name);

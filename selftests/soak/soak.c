@@ -66,21 +66,8 @@ TestSuite(soak, .init = up, .fini = down, .timeout = 900);
 /* Faults on both store links for the whole run: loss one way, duplicates and reordering both. */
 static void impair_links(void)
 {
-	for (int i = 0; i < RP_TOPO_SWITCHES; i++) {
-		char ifname[16];
-
-		store_link[i]->bss->drop_port = 4791;
-		store_link[i]->bss->drop_every = 20;
-		imp[i] = link_impair__open_and_load();
-		cr_assert_not_null(imp[i]);
-		imp[i]->bss->port = 4791;
-		imp[i]->bss->dup_every = 11;
-		imp[i]->bss->reorder_every = 7;
-		snprintf(ifname, sizeof(ifname), "st%d", i + 1);
-		cr_assert_eq(rp_topo_tc_attach(topo.ns_store, ifname,
-					       bpf_program__fd(imp[i]->progs.impair_ingress),
-					       bpf_program__fd(imp[i]->progs.impair_egress)), 0);
-	}
+	for (unsigned int i = 0; i < RP_TOPO_SWITCHES; i++)
+		imp[i] = topo_impair_store_link(i, 20, 11, 7);
 }
 
 /* Traffic for ms: the streams step; short connections open, carry counters and close. */
