@@ -103,7 +103,8 @@ demo: deps
 
 ## test: install what is missing, build, run every selftest; then the suites
 ##       that start rp-store or rp-load again, against builds with ASan and
-##       UBSan (build/san), and each fuzz target for FUZZ_SMOKE_SECONDS (5)
+##       UBSan (build/san), each fuzz target for FUZZ_SMOKE_SECONDS (5), and
+##       spin on the protocol model's bounded configurations (docs/MODEL.md)
 test: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) scripts/run-tests.sh $(SELFTESTS) $(TEST_FLAGS)
@@ -111,6 +112,7 @@ test: deps
 	$(Q)$(SAN_ENV) RP_STORE=$(SAN_OUTPUT)/rp-store RP_BUILD=$(SAN_OUTPUT) \
 		scripts/run-tests.sh $(SELFTESTS) --filter '$(SAN_SUITES)' $(TEST_FLAGS)
 	$(Q)fuzz/run.sh $(OUTPUT)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+	$(Q)model/check.sh
 
 ## fuzz: each libFuzzer target (fuzz/) for FUZZ_SECONDS (300); FUZZ_TARGETS=
 ##       picks some of codec, store, chain, agent; what they find stays in
@@ -125,7 +127,7 @@ fuzz-corpus: $(OUTPUT)/fuzz/corpus-gen
 
 ## vmtest: the selftests in a VM on another kernel (default: Debian bookworm's
 ##         6.1); VM_KERNEL_PKG=, VM_KERNEL_IMAGE=, VM_FILTER= (vmtests/run.sh);
-##         no sanitizer pass, no fuzz targets (make test has them)
+##         no sanitizer pass, fuzz targets or model check (make test has them)
 vmtest: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)OUTPUT=$(OUTPUT) vmtests/run.sh
@@ -149,7 +151,8 @@ soak: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) scripts/run-tests.sh $(SOAK) --verbose
 
-## verify: spin on the protocol model, bigger bounds (docs/MODEL.md)
+## verify: spin on the protocol model, bigger bounds, bitstate search
+##         (docs/MODEL.md; SECONDS_BUDGET=600 a search)
 verify: deps
 	$(Q)model/check.sh --full
 

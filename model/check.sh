@@ -3,16 +3,17 @@
 #
 # Checks model/redplane.pml with spin (docs/MODEL.md).
 #
-#   model/check.sh           the bounded configuration (make test): every
-#                            seeded bug must be rejected, and the protocol
-#                            as built must pass an exhaustive search
+#   model/check.sh           the bounded configurations (make test): each is
+#                            searched exhaustively and must pass, and every
+#                            seeded bug must be rejected in one of them
 #   model/check.sh --bugs    only the seeded bugs
-#   model/check.sh --full    a larger configuration (make verify): three
-#                            replicas, clock drift, lost messages, a longer
-#                            time bound; bitstate search, SECONDS_BUDGET each
+#   model/check.sh --full    larger configurations (make verify): three
+#                            replicas, more writes and ticks, lost messages;
+#                            bitstate search, SECONDS_BUDGET each
 #
-# Prints one line per run and exits non-zero when the protocol fails or a
-# seeded bug goes unnoticed.
+# Runs as many spin searches at once as there are CPUs (MODEL_JOBS), prints
+# one line per search and exits non-zero when the protocol fails a check, a
+# seeded bug goes unnoticed, or a search gives no verdict in SECONDS_BUDGET.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,71 +27,132 @@ case "${1:-}" in
 *) echo "usage: model/check.sh [--full | --bugs]" >&2; exit 2 ;;
 esac
 budget=${SECONDS_BUDGET:-600}
+jobs=${MODEL_JOBS:-$(nproc)}
 
 if ! command -v spin >/dev/null; then
 	echo "model: spin is not installed (make deps installs Debian's spin)" >&2
 	exit 1
 fi
 
-# run NAME EXPECT PAN_FLAGS SPIN_DEFINES...: EXPECT is pass or fail
-failed=0
-run() {
-	local name=$1 expect=$2 panflags=$3 out errors states
+# The bounded configurations: one flow, two switches, lease L ticks, time
+# stops at TMAX, SEQMAX writes per holding, REQMAX requests per switch.
+# leases: clock drift of one tick each way, sessions lapsing and renewing
+leases=(-DDRIFT=1 -DL=4 -DTMAX=3 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DREQMAX=1)
+# contention: both switches ask twice; revokes, lapses, implied acks
+contention=(-DDRIFT=0 -DL=2 -DTMAX=3 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DREQMAX=2)
+# chain: two writes a holding, a chain of three and the crash of any one
+chain=(-DNREP=3 -DDRIFT=0 -DL=2 -DTMAX=2 -DSEQMAX=2 -DCRASH_T=1 -DLOSSES=0 -DREQMAX=1)
+# chain-losses: a chain of two, a crash, and one message lost anywhere
+losses=(-DDRIFT=0 -DL=2 -DTMAX=2 -DSEQMAX=1 -DCRASH_T=1 -DLOSSES=1 -DREQMAX=1)
+# liveness: switch 0 asks once, switch 1 keeps asking; time stops at once
+liveness=(-DDRIFT=0 -DL=2 -DTMAX=0 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DLIVENESS)
+
+# search NAME EXPECT KIND SPIN_DEFINES...: EXPECT is pass, or the property
+# that must catch a seeded bug (mutex, released, durable, fresh: asserted
+# alone; asked: an acceptance cycle of the liveness claim `asked`); KIND is safety,
+# liveness (weak fairness) or a bitstate variant of either
+search() {
+	local name=$1 expect=$2 kind=$3 dir=$work/$1 cc panflags checks=""
 	shift 3
-	mkdir -p "$work/$name"
-	cp "$here/redplane.pml" "$work/$name/"
+	case $kind in
+	safety) cc="-DNOCLAIM -DSAFETY -DCOLLAPSE"; panflags="-m100000 -w26" ;;
+	safety-bitstate) cc="-DNOCLAIM -DSAFETY -DBITSTATE"; panflags="-m1000000 -w32 -k3" ;;
+	liveness) cc="-DCOLLAPSE -DNFAIR=3"; panflags="-a -f -m1000000 -w26" ;;
+	liveness-bitstate) cc="-DBITSTATE -DNFAIR=3"; panflags="-a -f -m1000000 -w32 -k3" ;;
+	esac
+	case $expect in
+	mutex) checks=-DCHECKS=1 ;;
+	released) checks=-DCHECKS=2 ;;
+	durable) checks=-DCHECKS=4 ;;
+	fresh) checks=-DCHECKS=8 ;;
+	esac
+	# shellcheck disable=SC2086 # empty for a search of the protocol
+	set -- "$@" $checks
+	mkdir -p "$dir"
+	cp "$here/redplane.pml" "$dir/"
 	(
-		cd "$work/$name"
+		cd "$dir"
 		spin "$@" -a redplane.pml >spin.out 2>&1
-		# shellcheck disable=SC2086 # CFLAGS-like word lists
-		gcc -w -O2 $CC_DEFS -o pan pan.c
+		# shellcheck disable=SC2086 # word lists
+		gcc -w -O2 $cc -o pan pan.c
+		start=$(date +%s)
 		# shellcheck disable=SC2086
 		timeout "$budget" ./pan $panflags >pan.out 2>&1 || true
+		echo $(($(date +%s) - start)) >secs
 	)
-	out=$work/$name/pan.out
+	local out=$dir/pan.out errors states secs
 	errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$out" | tail -1)
 	states=$(sed -n 's/^ *\([0-9e.+]*\) states, stored.*/\1/p' "$out" | tail -1)
+	secs=$(cat "$dir/secs")
 	if [ -z "$errors" ]; then
-		echo "model: $name: no verdict within ${budget} s" >&2
-		failed=1
-		return
+		echo "model: $name: no verdict within ${budget} s" >"$dir/verdict"
+		return 1
+	fi
+	local found=none
+	if grep -q 'acceptance cycle' "$out"; then
+		found=asked
+	elif grep -q 'assertion violated' "$out"; then
+		found=$(sed -n 's/.*assertion violated.*broke_\([a-z]*\).*/\1/p' "$out" | head -1)
 	fi
 	if [ "$expect" = pass ] && [ "$errors" = 0 ]; then
-		echo "model: $name: no error in $states states"
-	elif [ "$expect" = fail ] && [ "$errors" != 0 ]; then
-		echo "model: $name: rejected, as it must be ($(grep -m1 -o 'assertion violated\|acceptance cycle\|invalid end state' "$out" || echo error))"
+		echo "model: $name: no error in $states states ($kind, ${secs} s)" >"$dir/verdict"
+	elif [ "$expect" != pass ] && [ "$errors" != 0 ] && [ "$found" = "$expect" ]; then
+		echo "model: $name: rejected by $expect, as it must be (${secs} s)" >"$dir/verdict"
 	else
-		echo "model: $name: expected $expect, spin found $errors errors" >&2
-		[ -f "$work/$name/redplane.pml.trail" ] &&
-			(cd "$work/$name" && spin -t -p "$@" redplane.pml | tail -30) >&2
-		failed=1
+		{
+			echo "model: $name: expected $expect, spin found $errors errors ($found)"
+			[ -f "$dir/redplane.pml.trail" ] &&
+				(cd "$dir" && spin -t -p "$@" redplane.pml | tail -40)
+		} >"$dir/verdict"
+		return 1
 	fi
 }
 
-# bounded: two replicas, no drift, lease 2 ticks, time stops at 3
-small=(-DDRIFT=0 -DL=2 -DTMAX=3 -DSEQMAX=1 -DLOSSES=0)
-safety="-m200000 -w26"
-CC_DEFS="-DNOCLAIM -DSAFETY"
+# run NAME ...: a search in the background, at most $jobs at once
+names=()
+run() {
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+		wait -n || true
+	done
+	names+=("$1")
+	search "$@" &
+}
 
-run lease-from-receipt fail "$safety" "${small[@]}" -DBUG_LEASE_FROM_RECV
-run reply-at-head fail "$safety" "${small[@]}" -DBUG_REPLY_AT_HEAD
-run takeover-lapses fail "$safety" "${small[@]}" -DCRASH_T=1 -DBUG_TAKEOVER_LAPSES
-run no-gen-check fail "$safety" "${small[@]}" -DBUG_NO_GEN_CHECK
-run forget-unknown-revoke fail "$safety" "${small[@]}" -DBUG_FORGET_UNKNOWN_REVOKE
-run implied-ack fail "$safety" "${small[@]}" -DBUG_IMPLIED_ACK
-CC_DEFS=""
-run ignore-revoke-liveness fail "-a -f -m200000 -w26" "${small[@]}" -DBUG_IGNORE_REVOKE
+# every property is shown to catch a seeded bug, asserted alone
+run lease-from-receipt mutex safety "${leases[@]}" -DBUG_LEASE_FROM_RECV
+run no-drift-guard mutex safety "${leases[@]}" -DBUG_NO_DRIFT_GUARD
+run implied-ack mutex safety "${contention[@]}" -DBUG_IMPLIED_ACK
+run takeover-lapses mutex safety "${chain[@]}" -DBUG_TAKEOVER_LAPSES
+run forget-unknown-revoke mutex safety "${chain[@]}" -DBUG_FORGET_UNKNOWN_REVOKE
+run ack-at-head released safety "${chain[@]}" -DBUG_ACK_AT_HEAD
+run ack-at-head-durable durable safety "${chain[@]}" -DBUG_ACK_AT_HEAD
+run grant-at-head fresh safety "${chain[@]}" -DBUG_GRANT_AT_HEAD
+run no-gen-check fresh safety "${chain[@]}" -DBUG_NO_GEN_CHECK
+run ignore-revoke asked liveness "${liveness[@]}" -DBUG_IGNORE_REVOKE
 
-if [ "$mode" = bugs ]; then
-	:
-elif [ "$mode" = quick ]; then
-	CC_DEFS="-DNOCLAIM -DSAFETY -DCOLLAPSE"
-	run protocol pass "$safety" -DDRIFT=0 -DL=2 -DTMAX=2 -DSEQMAX=1 -DLOSSES=0
-else
-	CC_DEFS="-DNOCLAIM -DSAFETY -DBITSTATE"
-	run protocol-3-replicas pass "-m1000000 -w32 -k3" -DNREP=3 -DDRIFT=1 -DTMAX=8
-	run protocol-losses pass "-m1000000 -w32 -k3" -DDRIFT=1 -DTMAX=8 -DLOSSES=1
-	CC_DEFS=""
-	run protocol-liveness pass "-a -f -m1000000 -w28" "${small[@]}"
+# the protocol as built: every property at once
+if [ "$mode" = quick ]; then
+	run leases pass safety "${leases[@]}"
+	run contention pass safety "${contention[@]}"
+	run chain pass safety "${chain[@]}"
+	run chain-losses pass safety "${losses[@]}"
+	run liveness pass liveness "${liveness[@]}"
+elif [ "$mode" = full ]; then
+	run leases-longer pass safety-bitstate -DDRIFT=1 -DL=4 -DTMAX=5 -DSEQMAX=1 -DCRASH_T=99 -DLOSSES=0 -DREQMAX=2
+	run contention-drift pass safety-bitstate -DDRIFT=1 -DL=4 -DTMAX=4 -DSEQMAX=0 -DCRASH_T=2 -DLOSSES=1 -DREQMAX=2
+	run chain-longer pass safety-bitstate -DNREP=3 -DDRIFT=0 -DL=2 -DTMAX=3 -DSEQMAX=2 -DCRASH_T=1 -DLOSSES=1 -DREQMAX=2
+	run liveness-lapses pass liveness-bitstate -DDRIFT=0 -DL=2 -DTMAX=1 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DLIVENESS
 fi
+
+failed=0
+wait || true
+for name in "${names[@]}"; do
+	if [ -f "$work/$name/verdict" ]; then
+		cat "$work/$name/verdict"
+		grep -q "no error\|rejected, as it must" "$work/$name/verdict" || failed=1
+	else
+		echo "model: $name: the search did not run" >&2
+		failed=1
+	fi
+done
 exit "$failed"
