@@ -170,6 +170,39 @@ Test(lease, heartbeat_starts_renews_and_lapses_a_session)
 	cr_assert_eq(s->stats.session_renew, 1);
 }
 
+/* A heartbeat naming `epoch` as run out at the switch (RP_HB_LAPSED). */
+static uint32_t heartbeat_lapsed(uint16_t id, uint32_t epoch, uint64_t now_ms)
+{
+	struct rp_msg_view v = rp_test_msg(RP_MSG_HEARTBEAT, id, 0, epoch);
+
+	v.seq = (uint32_t)now_ms;
+	v.gen = RP_HB_LAPSED;
+	deliver(&v, now_ms);
+	return expect_one(RP_MSG_HEARTBEAT_ACK, id).epoch;
+}
+
+Test(lease, a_session_that_ran_out_at_the_switch_is_never_renewed)
+{
+	uint32_t e1 = heartbeat(1, T0), e2;
+
+	/*
+	 * Live here (a new head brings every session back), but the switch
+	 * saw it run out: the store may have given its flows away meanwhile.
+	 */
+	lease_req(1, e1, 7, "v0", NULL, T0 + 1);
+	expect_one(RP_MSG_GRANT, 1);
+	e2 = heartbeat_lapsed(1, e1, T0 + 10);
+	cr_assert_neq(e2, e1, "the epoch that ran out at the switch came back");
+	cr_assert(!rp_session_live(&sessions, 1, e1, MS(T0 + 11)), "the old epoch stays dead");
+	cr_assert_eq(s->stats.session_new, 2);
+	/* its flow is free: another switch takes it at once */
+	lease_req(2, heartbeat(2, T0 + 12), 7, NULL, NULL, T0 + 12);
+	cr_assert_eq(expect_one(RP_MSG_MIGRATE, 2).type, RP_MSG_MIGRATE);
+	/* later heartbeats that still name the old epoch renew the new one */
+	cr_assert_eq(heartbeat_lapsed(1, e1, T0 + 20), e2);
+	cr_assert_eq(s->stats.session_new, 3, "switch 2's, and switch 1's second");
+}
+
 Test(lease, a_restarted_store_never_hands_out_the_same_first_epoch)
 {
 	struct rp_sessions again;
@@ -179,7 +212,7 @@ Test(lease, a_restarted_store_never_hands_out_the_same_first_epoch)
 
 	/* a second run of the store: a fresh table */
 	cr_assert_eq(rp_sessions_init(&again, LEASE), 0);
-	e2 = rp_session_heartbeat(&again, 1, &from, MS(T0), &is_new);
+	e2 = rp_session_heartbeat(&again, 1, &from, MS(T0), 0, &is_new);
 	cr_assert(is_new);
 	cr_assert_neq(e2, e1, "switch 1 would take its old leases for live ones");
 	rp_sessions_free(&again);

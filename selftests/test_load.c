@@ -319,6 +319,41 @@ Test(load_lapse, a_lapsed_session_stops_the_flows_until_they_are_leased_again)
 	close(c.server);
 }
 
+/*
+ * The model's finding (docs/MODEL.md): a new head brings every session back,
+ * also one that ran out at its switch while the old head gave its flows
+ * away; taking it back would make grants of the old epoch still on their
+ * way good again.  Here the store keeps the session live (its heartbeats
+ * arrive) while its answers are lost: the switch's session runs out, and
+ * when the answers come again it takes a new epoch, not the old one back.
+ */
+Test(load_lapse, a_session_that_ran_out_here_comes_back_only_as_a_new_epoch)
+{
+	const char *args[] = { "--lease-ms", "300", NULL };
+	struct conn c;
+
+	topo_switch(0, args);
+	c = topo_connect(8080);
+	topo_echo(&c);
+
+	if (rp_topo_sh(topo.ns_store,
+		       "nft add table ip rp_mute; "
+		       "nft \"add chain ip rp_mute out { type filter hook output priority 0; }\"; "
+		       "nft add rule ip rp_mute out udp sport 4791 drop"))
+		cr_skip_test("nftables cannot filter a namespace's output here");
+	rp_test_sleep_ms(700);
+	cr_assert_geq(topo_agent_stat(0, "session_lapsed", 1), 1);
+	cr_assert_eq(topo_agent_stat(0, "session_new", 1), 1);
+	cr_assert_eq(rp_topo_sh(topo.ns_store, "nft delete table ip rp_mute"), 0);
+
+	/* the connection's flow is leased again, with its state, in the new epoch */
+	topo_echo(&c);
+	cr_assert_eq(topo_agent_stat(0, "session_new", 2), 2,
+		     "the session that ran out here was taken back");
+	close(c.client);
+	close(c.server);
+}
+
 static void up_chain(void)
 {
 	topo_up(1, "1000");

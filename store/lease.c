@@ -322,7 +322,8 @@ static void handle_heartbeat(struct rp_shard *s, const struct rp_msg_view *v,
 			     const struct rp_sockaddr *from, uint64_t now)
 {
 	bool is_new;
-	uint32_t epoch = rp_session_heartbeat(s->sessions, v->switch_id, from, now, &is_new);
+	uint32_t lapsed = v->gen == RP_HB_LAPSED ? v->epoch : 0;
+	uint32_t epoch = rp_session_heartbeat(s->sessions, v->switch_id, from, now, lapsed, &is_new);
 	struct rp_msg_view r = {
 		.type = RP_MSG_HEARTBEAT_ACK,
 		.switch_id = v->switch_id,

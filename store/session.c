@@ -51,13 +51,20 @@ static void session_write(struct rp_session_rec *r, uint32_t epoch, uint64_t exp
 }
 
 uint32_t rp_session_heartbeat(struct rp_sessions *s, uint16_t switch_id,
-			      const struct rp_sockaddr *from, uint64_t now_ns, bool *is_new)
+			      const struct rp_sockaddr *from, uint64_t now_ns, uint32_t lapsed,
+			      bool *is_new)
 {
 	struct rp_session_rec *r = &s->rec[switch_id];
 	uint32_t epoch = atomic_load_explicit(&r->epoch, memory_order_relaxed);
 	uint64_t expiry = atomic_load_explicit(&r->expiry_ns, memory_order_relaxed);
 
-	*is_new = !epoch || now_ns >= expiry;
+	/*
+	 * A session the switch saw run out is over even when it is live here:
+	 * a new head brings every session back (rp_sessions_restart_clock),
+	 * also one the old head let lapse and whose flows it gave away.
+	 * Later heartbeats naming the old epoch renew the new one.
+	 */
+	*is_new = !epoch || now_ns >= expiry || (lapsed && lapsed == epoch);
 	if (*is_new) {
 		epoch = epoch ? epoch + 1 : s->first_epoch;
 		if (!epoch)	/* 0 means "never joined" */

@@ -44,11 +44,13 @@ void rp_sessions_free(struct rp_sessions *s);
 
 /*
  * Writer side.  Renews switch_id's session when it is live, or starts a new
- * one (a new epoch) when it lapsed or never existed.  Returns the epoch;
+ * one (a new epoch) when it lapsed or never existed, or when it is epoch
+ * `lapsed`, which ran out at the switch (0: none).  Returns the epoch;
  * *is_new tells which happened.
  */
 uint32_t rp_session_heartbeat(struct rp_sessions *s, uint16_t switch_id,
-			      const struct rp_sockaddr *from, uint64_t now_ns, bool *is_new);
+			      const struct rp_sockaddr *from, uint64_t now_ns, uint32_t lapsed,
+			      bool *is_new);
 
 /*
  * Writer side, chain replicas: the record as the head made it.  A replica

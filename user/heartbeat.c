@@ -104,6 +104,18 @@ static const char *head_str(const struct rp_agent *a, unsigned int i, char *buf)
  * To the head, or to every replica while probing: one nonce, timed from
  * this one send, whichever replica the head turns out to be.
  */
+/*
+ * The session was live here and ran out: over for good, even if the store
+ * (a new head that brought every session back) would renew it; only a new
+ * epoch will do.  The model found this (docs/MODEL.md).  An epoch never
+ * live here (no expiry yet) has no grants to fear: the data plane asks for
+ * leases only while its session is live.
+ */
+static bool ran_out(const struct rp_store_sess *s, uint64_t now)
+{
+	return s->epoch && s->expiry_ns && now >= s->expiry_ns;
+}
+
 static void send_heartbeat(struct rp_agent *a, unsigned int i, uint64_t now)
 {
 	const struct rp_store_chain *c = &a->cfg.chains[i];
@@ -114,6 +126,7 @@ static void send_heartbeat(struct rp_agent *a, unsigned int i, uint64_t now)
 		.switch_id = a->cfg.switch_id,
 		.seq = ++a->nonce,
 		.epoch = s->epoch,
+		.gen = ran_out(s, now) ? RP_HB_LAPSED : 0,
 	};
 	int len = rp_msg_encode(buf, sizeof(buf), &v);
 	bool sent = false;
@@ -227,6 +240,14 @@ static void on_ack(struct rp_agent *a, unsigned int i, unsigned int r, const str
 	s->lease_ms = v->lease_ms;
 	expiry = h->sent_ns + (uint64_t)lease_ms_of(a, s) * NS_PER_MS - guard_ns(a, lease_ms_of(a, s));
 	h->sent_ns = 0;
+	if (v->epoch == s->epoch && ran_out(s, now)) {
+		/*
+		 * Grants of this epoch may still be on their way, for flows the
+		 * store has given away since: the heartbeats ask for a new one.
+		 */
+		a->stats[RP_AG_acks_after_lapse]++;
+		return;
+	}
 	if (v->epoch != s->epoch) {
 		if (s->epoch)
 			pr_warn("rp-load: store %u started a new session (epoch %u): leases of epoch %u are gone\n",
@@ -244,8 +265,8 @@ static void on_ack(struct rp_agent *a, unsigned int i, unsigned int r, const str
 		 */
 		put_session(a, i, 0);
 	}
-	if (expiry <= s->expiry_ns)
-		return;
+	if (expiry <= s->expiry_ns || expiry <= now)
+		return;		/* no later, or too late to give any time */
 	s->expiry_ns = expiry;
 	s->lapsed = false;
 	put_session(a, i, expiry);

@@ -174,6 +174,8 @@ enum rp_dp_stat {
 	X(heartbeat_acks)						\
 	X(session_new)		/* new epochs: every lease was lost */	\
 	X(session_lapsed)	/* no ack in time: the data plane stopped */ \
+	X(acks_after_lapse)	/* acks renewing a session that ran out \
+				   here: refused, a new epoch is asked for */ \
 	X(hb_probes)		/* heartbeats sent to every replica of a \
 				   chain whose head did not answer */	\
 	X(not_head_rejects)	/* REJECT not_head from a replica */	\

@@ -59,6 +59,12 @@ enum rp_app_id {
 #define RP_F_PKT	0x02	/* a packet of pkt_len bytes follows */
 #define RP_F_ALL	(RP_F_STATE | RP_F_PKT)
 
+/*
+ * rp_hdr.gen in a HEARTBEAT: the session named by epoch ran out at the
+ * switch, which wants a new one, never that one back (docs/PROTOCOL.md)
+ */
+#define RP_HB_LAPSED	1
+
 /* rp_hdr.reason, in REJECT only (0 elsewhere) */
 enum rp_reject_reason {
 	RP_REJ_NONE		= 0,

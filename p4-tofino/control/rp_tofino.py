@@ -484,7 +484,8 @@ class Agent:
         self.next_hb = 0.0
         self.dev_now = None         # (device time, host time) of the newest punt
         self.stats = dict.fromkeys(["heartbeats_sent", "heartbeat_acks", "session_new",
-                                    "session_lapsed", "hb_probes", "not_head_rejects",
+                                    "session_lapsed", "acks_after_lapse", "hb_probes",
+                                    "not_head_rejects",
                                     "head_changes", "head_hints_unknown"], 0)
         self.stop = False
         self.sock = None
@@ -540,10 +541,12 @@ class Agent:
         s.setblocking(False)
         self.sock = s
 
-    def heartbeat_frame(self, replica, nonce, epoch):
+    def heartbeat_frame(self, replica, nonce, epoch, lapsed):
         addr, port = replica
+        # a session that ran out here is over: ask for a new epoch (rp-load does the same)
         msg = self.proto.encode(self.proto.RP_MSG_HEARTBEAT, self.cfg.args.switch_id,
-                                seq=nonce, epoch=epoch)
+                                seq=nonce, epoch=epoch,
+                                gen=self.proto.RP_HB_LAPSED if lapsed else 0)
         udp = struct.pack("!HHHH", self.cfg.args.port, port, 8 + len(msg), 0)
         ip = struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(udp) + len(msg), 0, 0, 64, 17, 0,
                          self.cfg.rp_addr, addr)
@@ -574,7 +577,7 @@ class Agent:
             targets = s.replicas if s.probing else [s.replicas[s.head]]
             for r in targets:
                 try:
-                    self.sock.send(self.heartbeat_frame(r, self.nonce, s.epoch))
+                    self.sock.send(self.heartbeat_frame(r, self.nonce, s.epoch, s.lapsed))
                 except OSError as e:
                     warn("Couldn't send a heartbeat on '%s': %s" % (self.cfg.args.cpu_iface,
                                                                     e.strerror))
@@ -588,7 +591,7 @@ class Agent:
         dev, host = self.dev_now
         dev_est = (dev + int((now - host) * 1e9 / UNIT_NS)) & 0xffffffff
         for i, s in enumerate(self.sess):
-            if s.epoch and not s.lapsed and serial_diff(s.expiry, dev_est) <= 0:
+            if s.epoch and s.expiry and not s.lapsed and serial_diff(s.expiry, dev_est) <= 0:
                 s.lapsed = True
                 self.stats["session_lapsed"] += 1
                 warn("session with store %d lapsed: its flows stop until renewed" % i)
@@ -654,6 +657,13 @@ class Agent:
         # timed from the SEND of the acknowledged heartbeat, less the guard:
         # the store times it from receipt, so the switch's lease ends first
         expiry = (hb_sent + self.units(lease) - self.guard_units(lease)) & 0xffffffff
+        if m["epoch"] == s.epoch and s.epoch and s.expiry and serial_diff(s.expiry, dev_now) <= 0:
+            # the session was live here and ran out: grants of it may still be on
+            # their way, for flows the store has given away since; only a new
+            # epoch will do (an epoch never live here, expiry 0, has no grants)
+            s.lapsed = True
+            self.stats["acks_after_lapse"] += 1
+            return
         if m["epoch"] != s.epoch:
             if s.epoch:
                 warn("store %d started a new session (epoch %d): leases of epoch %d are gone" %
@@ -663,12 +673,13 @@ class Agent:
                      (i, m["epoch"], m["lease_ms"]))
             s.epoch = m["epoch"]
             s.epoch_nonce = nonce
-            s.expiry = expiry
+            # too late to give any time: not live yet
+            s.expiry = expiry if serial_diff(expiry, dev_now) > 0 else 0
             s.lapsed = False
             self.stats["session_new"] += 1
             self.dp.set_session(i, s.epoch, expiry)
             return
-        if serial_diff(expiry, s.expiry) <= 0:
+        if (s.expiry and serial_diff(expiry, s.expiry) <= 0) or serial_diff(expiry, dev_now) <= 0:
             return
         s.expiry = expiry
         s.lapsed = False

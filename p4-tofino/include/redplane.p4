@@ -49,6 +49,9 @@ const bit<8> RP_F_STATE = 0x01;
 const bit<8> RP_F_PKT = 0x02;
 const bit<8> RP_F_ALL = 0x03;
 
+/* rp_hdr.gen in a HEARTBEAT */
+const bit<16> RP_HB_LAPSED = 1;
+
 /* enum rp_reject_reason */
 const bit<8> RP_REJ_NONE = 0;
 const bit<8> RP_REJ_NO_SESSION = 1;
