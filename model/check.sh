@@ -7,9 +7,11 @@
 #                            searched exhaustively and must pass, and every
 #                            seeded bug must be rejected in one of them
 #   model/check.sh --bugs    only the seeded bugs
-#   model/check.sh --full    larger configurations (make verify): three
-#                            replicas, more writes and ticks, lost messages;
-#                            bitstate search, SECONDS_BUDGET each
+#   model/check.sh --full    larger configurations (make verify): more ticks,
+#                            requests and writes, drift with a crash and a
+#                            loss; bitstate search, SECONDS_BUDGET each (a
+#                            search the budget cuts short says so, and how
+#                            far it got)
 #
 # Runs as many spin searches at once as there are CPUs (MODEL_JOBS), prints
 # one line per search and exits non-zero when the protocol fails a check, a
@@ -41,11 +43,12 @@ leases=(-DDRIFT=1 -DL=4 -DTMAX=3 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DREQMAX=1)
 # contention: both switches ask twice; revokes, lapses, implied acks
 contention=(-DDRIFT=0 -DL=2 -DTMAX=3 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DREQMAX=2)
 # chain: two writes a holding, a chain of three and the crash of any one
+# replica at any tick from 1 on
 chain=(-DNREP=3 -DDRIFT=0 -DL=2 -DTMAX=2 -DSEQMAX=2 -DCRASH_T=1 -DLOSSES=0 -DREQMAX=1)
-# chain-losses: a chain of two, a crash, and one message lost anywhere
+# chain-losses: a chain of two, a crash, and one datagram lost anywhere
 losses=(-DDRIFT=0 -DL=2 -DTMAX=2 -DSEQMAX=1 -DCRASH_T=1 -DLOSSES=1 -DREQMAX=1)
-# liveness: switch 0 asks once, switch 1 keeps asking; time stops at once
-liveness=(-DDRIFT=0 -DL=2 -DTMAX=0 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DLIVENESS)
+# liveness: switch 0 asks once, switch 1 keeps asking; sessions may lapse
+liveness=(-DDRIFT=0 -DL=2 -DTMAX=2 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DLIVENESS)
 
 # search NAME EXPECT KIND SPIN_DEFINES...: EXPECT is pass, or the property
 # that must catch a seeded bug (mutex, released, durable, fresh: asserted
@@ -80,11 +83,18 @@ search() {
 		timeout "$budget" ./pan $panflags >pan.out 2>&1 || true
 		echo $(($(date +%s) - start)) >secs
 	)
-	local out=$dir/pan.out errors states secs
+	local out=$dir/pan.out errors states secs mb
 	errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$out" | tail -1)
 	states=$(sed -n 's/^ *\([0-9e.+]*\) states, stored.*/\1/p' "$out" | tail -1)
 	secs=$(cat "$dir/secs")
+	mb=$(sed -n 's/^ *\([0-9.]*\)[[:space:]]*total actual memory usage.*/\1/p' "$out" | tail -1)
 	if [ -z "$errors" ]; then
+		states=$(sed -n 's/.* States= *\([0-9e.+]*\) .*/\1/p' "$out" | tail -1)
+		if [[ $kind == *bitstate ]] && ! grep -q 'assertion violated\|acceptance cycle' "$out"; then
+			# make verify: as far as the budget goes, and said so
+			echo "model: $name: no error in the first ${states:-0} states ($kind; the ${budget} s budget ran out: not a whole search)" >"$dir/verdict"
+			return 0
+		fi
 		echo "model: $name: no verdict within ${budget} s" >"$dir/verdict"
 		return 1
 	fi
@@ -95,7 +105,7 @@ search() {
 		found=$(sed -n 's/.*assertion violated.*broke_\([a-z]*\).*/\1/p' "$out" | head -1)
 	fi
 	if [ "$expect" = pass ] && [ "$errors" = 0 ]; then
-		echo "model: $name: no error in $states states ($kind, ${secs} s)" >"$dir/verdict"
+		echo "model: $name: no error in $states states ($kind, ${secs} s, ${mb%.*} MB)" >"$dir/verdict"
 	elif [ "$expect" != pass ] && [ "$errors" != 0 ] && [ "$found" = "$expect" ]; then
 		echo "model: $name: rejected by $expect, as it must be (${secs} s)" >"$dir/verdict"
 	else
@@ -124,6 +134,7 @@ run no-drift-guard mutex safety "${leases[@]}" -DBUG_NO_DRIFT_GUARD
 run implied-ack mutex safety "${contention[@]}" -DBUG_IMPLIED_ACK
 run takeover-lapses mutex safety "${chain[@]}" -DBUG_TAKEOVER_LAPSES
 run forget-unknown-revoke mutex safety "${chain[@]}" -DBUG_FORGET_UNKNOWN_REVOKE
+run revive-lapsed mutex safety "${chain[@]}" -DBUG_REVIVE_LAPSED
 run ack-at-head released safety "${chain[@]}" -DBUG_ACK_AT_HEAD
 run ack-at-head-durable durable safety "${chain[@]}" -DBUG_ACK_AT_HEAD
 run grant-at-head fresh safety "${chain[@]}" -DBUG_GRANT_AT_HEAD
@@ -138,10 +149,10 @@ if [ "$mode" = quick ]; then
 	run chain-losses pass safety "${losses[@]}"
 	run liveness pass liveness "${liveness[@]}"
 elif [ "$mode" = full ]; then
-	run leases-longer pass safety-bitstate -DDRIFT=1 -DL=4 -DTMAX=5 -DSEQMAX=1 -DCRASH_T=99 -DLOSSES=0 -DREQMAX=2
-	run contention-drift pass safety-bitstate -DDRIFT=1 -DL=4 -DTMAX=4 -DSEQMAX=0 -DCRASH_T=2 -DLOSSES=1 -DREQMAX=2
+	run leases-longer pass safety-bitstate -DDRIFT=1 -DL=4 -DTMAX=4 -DSEQMAX=1 -DCRASH_T=99 -DLOSSES=0 -DREQMAX=1
+	run contention-drift pass safety-bitstate -DDRIFT=1 -DL=4 -DTMAX=3 -DSEQMAX=0 -DCRASH_T=1 -DLOSSES=1 -DREQMAX=2
 	run chain-longer pass safety-bitstate -DNREP=3 -DDRIFT=0 -DL=2 -DTMAX=3 -DSEQMAX=2 -DCRASH_T=1 -DLOSSES=1 -DREQMAX=2
-	run liveness-lapses pass liveness-bitstate -DDRIFT=0 -DL=2 -DTMAX=1 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DLIVENESS
+	run liveness-longer pass liveness-bitstate -DDRIFT=1 -DL=4 -DTMAX=3 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DLIVENESS
 fi
 
 failed=0
@@ -149,7 +160,7 @@ wait || true
 for name in "${names[@]}"; do
 	if [ -f "$work/$name/verdict" ]; then
 		cat "$work/$name/verdict"
-		grep -q "no error\|rejected, as it must" "$work/$name/verdict" || failed=1
+		grep -q "no error in\|as it must be" "$work/$name/verdict" || failed=1
 	else
 		echo "model: $name: the search did not run" >&2
 		failed=1

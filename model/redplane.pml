@@ -22,7 +22,7 @@
  *
  * Bounds (-D...): NREP replicas, lease L ticks, DRIFT, TMAX, SEQMAX writes
  * a holding, REQMAX requests a switch, LOSSES lost datagrams, CRASH_T the
- * tick a replica may crash in (none when beyond TMAX); CHECKS picks the
+ * first tick a replica may crash in (none when beyond TMAX); CHECKS picks the
  * safety properties asserted.
  *
  * Seeded bugs (-DBUG_...; model/check.sh shows spin rejects each):
@@ -36,6 +36,8 @@
  *   BUG_FORGET_UNKNOWN_REVOKE  a switch acks a revoke of a holding it does
  *                         not have yet without remembering it
  *   BUG_IMPLIED_ACK       any request of the owner counts as its revoke-ack
+ *   BUG_REVIVE_LAPSED     a switch whose session ran out takes it back when
+ *                         renewed with the same epoch (a new head revives it)
  */
 
 #ifndef NREP
@@ -69,13 +71,14 @@
 #define SEQMAX	2	/* writes per holding */
 #endif
 #ifndef CRASH_T
-#define CRASH_T	1	/* the tick in which a replica may crash */
+#define CRASH_T	1	/* from this tick on, a replica may crash */
 #endif
 #ifndef LOSSES
 #define LOSSES	1	/* messages the network may lose */
 #endif
 
 mtype = { HB, HBACK, REQ, GRANT, WRITE, ACK, REVOKE, RACK };
+#define LAPSED	1	/* in a heartbeat's gen: the session it names ran out at the switch */
 
 /*
  * A broken property sets its ghost and fails an assertion that names it
@@ -142,6 +145,7 @@ byte gh, gt, gk;
 /* the switches */
 byte s_epoch[NSW];
 byte s_end[NSW];	/* the session is valid while now < s_end */
+bool s_was_live[NSW];	/* its epoch has been valid here (an end was taken) */
 byte s_gen[NSW];	/* the holding, 0 none */
 byte s_gone[NSW];	/* the newest holding given up */
 byte s_seq[NSW];
@@ -156,11 +160,12 @@ bool want[NSW];
  */
 #if defined(REQMAX) || defined(LIVENESS)
 byte nreq[NSW];		/* requests sent */
-#define ASKED(i)	if :: nreq[i] < 255 -> nreq[i]++ :: else -> skip fi
 #ifdef LIVENESS
 #define MAY_ASK(i)	(i == 1 || nreq[0] == 0)
+#define ASKED(i)	if :: i == 0 -> nreq[0] = 1 :: else -> skip fi
 #else
 #define MAY_ASK(i)	(nreq[i] < REQMAX)
+#define ASKED(i)	nreq[i]++
 #endif
 #else
 #define MAY_ASK(i)	true
@@ -344,7 +349,13 @@ end:	do
 		if
 		:: t == HB ->
 			if
-			:: h_epoch[who] == 0 || now >= h_exp[who] ->
+			:: h_epoch[who] == 0 || now >= h_exp[who] ||
+			   gen == LAPSED && ep == h_epoch[who] ->
+				/*
+				 * new, lapsed here, or lapsed at the switch: a new
+				 * head may have brought back a session the old one
+				 * let lapse, but not the leases it gave away since
+				 */
 				h_epoch[who] = next_epoch; next_epoch++
 			:: else -> skip
 			fi;
@@ -428,7 +439,7 @@ end:	do
 		applied[2]++; recompute_committed(); answer(); fold() }
 #endif
 	/* one replica crashes; ZooKeeper's configuration drops it */
-	:: atomic { !crashed && now == CRASH_T ->
+	:: atomic { !crashed && now >= CRASH_T ->
 		crashed = true;
 		if
 		:: r = 0
@@ -439,6 +450,7 @@ end:	do
 		fi;
 		head_of(h);
 		alive[r] = false;
+		applied[r] = 0;
 		if
 		:: r == h ->
 			/* the next replica is the head with what it has: the rest is lost */
@@ -500,7 +512,16 @@ proctype sw(byte i)
 end:	do
 	/* heartbeat, a few per lease period; the nonce is its send time */
 	:: atomic { ONCE_A_TICK(hb_nonce[i]) && now + 2 >= s_end[i] || AT_END && now >= s_end[i] ->
-		hb_nonce[i] = now + 1; sw_send(HB, i, s_epoch[i], 0, now + 1) }
+		hb_nonce[i] = now + 1;
+#ifdef BUG_REVIVE_LAPSED
+		sw_send(HB, i, s_epoch[i], 0, now + 1) }
+#else
+		/* a session that ran out here is over: it asks for a new one */
+		if
+		:: s_was_live[i] && now >= s_end[i] -> sw_send(HB, i, s_epoch[i], LAPSED, now + 1)
+		:: else -> sw_send(HB, i, s_epoch[i], 0, now + 1)
+		fi }
+#endif
 	/* ask for the flow while it does not hold it */
 	/* naming the newest holding it gave up (0: none) */
 	:: atomic { want[i] && s_gen[i] == 0 && now < s_end[i] && MAY_ASK(i) &&
@@ -522,7 +543,17 @@ end:	do
 		:: t == HBACK && arg == hb_nonce[i] ->
 			if
 			:: ep != s_epoch[i] ->	/* a new session: every lease of the old is gone */
-				s_epoch[i] = ep; s_gen[i] = 0; s_seq[i] = 0; s_acked[i] = 0; s_end[i] = 0
+				s_epoch[i] = ep; s_gen[i] = 0; s_seq[i] = 0; s_acked[i] = 0; s_end[i] = 0;
+				s_was_live[i] = false
+#ifndef BUG_REVIVE_LAPSED
+			:: ep == s_epoch[i] && s_was_live[i] && now >= s_end[i] ->
+				/*
+				 * The same epoch after it ran out here: its grants may
+				 * be on their way still, and the store may have given
+				 * the flows away since.  Only a new epoch will do.
+				 */
+				goto done
+#endif
 			:: else -> skip
 			fi;
 			/* timed from the SEND, by a clock that may run slow */
@@ -533,12 +564,15 @@ end:	do
 			fi;
 #ifdef BUG_LEASE_FROM_RECV
 			if
-			:: now + L - GUARD + d > s_end[i] -> s_end[i] = now + L - GUARD + d
+			:: now + L - GUARD + d > s_end[i] && now + L - GUARD + d > now ->
+				s_end[i] = now + L - GUARD + d; s_was_live[i] = true
 			:: else -> skip
 			fi
 #else
 			if
-			:: arg - 1 + L - GUARD + d > s_end[i] -> s_end[i] = arg - 1 + L - GUARD + d
+			:: arg - 1 + L - GUARD + d > s_end[i] && arg - 1 + L - GUARD + d > now ->
+				/* no later, or too late to give any time: not taken */
+				s_end[i] = arg - 1 + L - GUARD + d; s_was_live[i] = true
 			:: else -> skip
 			fi
 #endif
@@ -609,7 +643,7 @@ end:	do
 			sw_send(RACK, i, ep, gen, 0)
 #endif
 		fi;
-		t = 0; ep = 0; gen = 0; arg = 0; d = 0
+done:		t = 0; ep = 0; gen = 0; arg = 0; d = 0
 	   }
 	od
 }
