@@ -101,10 +101,6 @@ static const char *head_str(const struct rp_agent *a, unsigned int i, char *buf)
 }
 
 /*
- * To the head, or to every replica while probing: one nonce, timed from
- * this one send, whichever replica the head turns out to be.
- */
-/*
  * The session was live here and ran out: over for good, even if the store
  * (a new head that brought every session back) would renew it; only a new
  * epoch will do.  The model found this (docs/MODEL.md).  An epoch never
@@ -116,6 +112,10 @@ static bool ran_out(const struct rp_store_sess *s, uint64_t now)
 	return s->epoch && s->expiry_ns && now >= s->expiry_ns;
 }
 
+/*
+ * To the head, or to every replica while probing: one nonce, timed from
+ * this one send, whichever replica the head turns out to be.
+ */
 static void send_heartbeat(struct rp_agent *a, unsigned int i, uint64_t now)
 {
 	const struct rp_store_chain *c = &a->cfg.chains[i];
@@ -174,7 +174,7 @@ void rp_hb_tick(struct rp_agent *a, uint64_t now)
 		if (s->epoch && !s->lapsed && now >= s->expiry_ns) {
 			s->lapsed = true;
 			a->stats[RP_AG_session_lapsed]++;
-			pr_warn("rp-load: session with store %u lapsed: its flows stop until renewed\n",
+			pr_warn("rp-load: session with store %u lapsed: its leases are over, heartbeats ask for a new epoch\n",
 				i);
 		}
 	}

@@ -594,7 +594,8 @@ class Agent:
             if s.epoch and s.expiry and not s.lapsed and serial_diff(s.expiry, dev_est) <= 0:
                 s.lapsed = True
                 self.stats["session_lapsed"] += 1
-                warn("session with store %d lapsed: its flows stop until renewed" % i)
+                warn("session with store %d lapsed: its leases are over, heartbeats ask for a new "
+                     "epoch" % i)
 
     # ---- punted messages ----
 
