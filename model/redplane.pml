@@ -588,8 +588,8 @@ end:	do
 				/*
 				 * fresh: while its session is valid, the committed
 				 * record names this holding (a grant installed under
-				 * a lapsed session is never used: valid() is false,
-				 * and the next heartbeat brings a new epoch)
+				 * a session that ran out is never used: valid() is
+				 * false, and only a new epoch makes the session valid)
 				 */
 				if
 				:: now < s_end[i] && (c_owner != i + 1 || c_gen != gen) -> broken(fresh)
