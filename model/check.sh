@@ -15,7 +15,8 @@
 #
 # Runs as many spin searches at once as there are CPUs (MODEL_JOBS), prints
 # one line per search and exits non-zero when the protocol fails a check, a
-# seeded bug goes unnoticed, or a search gives no verdict in SECONDS_BUDGET.
+# seeded bug goes unnoticed, or an exhaustive search gives no verdict in
+# SECONDS_BUDGET.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,8 +53,8 @@ liveness=(-DDRIFT=0 -DL=2 -DTMAX=2 -DSEQMAX=0 -DCRASH_T=99 -DLOSSES=0 -DLIVENESS
 
 # search NAME EXPECT KIND SPIN_DEFINES...: EXPECT is pass, or the property
 # that must catch a seeded bug (mutex, released, durable, fresh: asserted
-# alone; asked: an acceptance cycle of the liveness claim `asked`); KIND is safety,
-# liveness (weak fairness) or a bitstate variant of either
+# alone; asked: an acceptance cycle of the liveness claim `asked`); KIND is
+# safety, liveness (weak fairness) or a bitstate variant of either
 search() {
 	local name=$1 expect=$2 kind=$3 dir=$work/$1 cc panflags checks=""
 	shift 3
