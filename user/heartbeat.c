@@ -171,7 +171,7 @@ void rp_hb_tick(struct rp_agent *a, uint64_t now)
 
 		if (lease_ms_of(a, s) < pace_ms)
 			pace_ms = lease_ms_of(a, s);
-		if (s->epoch && !s->lapsed && now >= s->expiry_ns) {
+		if (!s->lapsed && ran_out(s, now)) {
 			s->lapsed = true;
 			a->stats[RP_AG_session_lapsed]++;
 			pr_warn("rp-load: session with store %u lapsed: its leases are over, heartbeats ask for a new epoch\n",

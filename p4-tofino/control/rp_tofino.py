@@ -470,6 +470,10 @@ class ChainSession:
         self.lapsed = False
         self.sent = {}              # nonce -> host time of its send
 
+    def ran_out(self, dev_now):
+        """Live here once and over by device time dev_now: never taken back (rp-load's ran_out)."""
+        return self.epoch and self.expiry and serial_diff(self.expiry, dev_now) <= 0
+
 
 class Agent:
     def __init__(self, cfg, dp, proto):
@@ -591,7 +595,7 @@ class Agent:
         dev, host = self.dev_now
         dev_est = (dev + int((now - host) * 1e9 / UNIT_NS)) & 0xffffffff
         for i, s in enumerate(self.sess):
-            if s.epoch and s.expiry and not s.lapsed and serial_diff(s.expiry, dev_est) <= 0:
+            if not s.lapsed and s.ran_out(dev_est):
                 s.lapsed = True
                 self.stats["session_lapsed"] += 1
                 warn("session with store %d lapsed: its leases are over, heartbeats ask for a new "
@@ -658,7 +662,7 @@ class Agent:
         # timed from the SEND of the acknowledged heartbeat, less the guard:
         # the store times it from receipt, so the switch's lease ends first
         expiry = (hb_sent + self.units(lease) - self.guard_units(lease)) & 0xffffffff
-        if m["epoch"] == s.epoch and s.epoch and s.expiry and serial_diff(s.expiry, dev_now) <= 0:
+        if m["epoch"] == s.epoch and s.ran_out(dev_now):
             # the session was live here and ran out: grants of it may still be on
             # their way, for flows the store has given away since; only a new
             # epoch will do (an epoch never live here, expiry 0, has no grants)
