@@ -99,16 +99,23 @@ static void expect_none(void)
 		     s->nout ? rp_msg_type_name(out(0, NULL).type) : "");
 }
 
-static uint32_t heartbeat(uint16_t id, uint64_t now_ms)
+/* A heartbeat naming epoch, with gen (RP_HB_LAPSED: it ran out at the switch). */
+static uint32_t heartbeat_as(uint16_t id, uint32_t epoch, uint16_t gen, uint64_t now_ms)
 {
-	struct rp_msg_view v = rp_test_msg(RP_MSG_HEARTBEAT, id, 0, 0);
+	struct rp_msg_view v = rp_test_msg(RP_MSG_HEARTBEAT, id, 0, epoch);
 
 	v.seq = (uint32_t)now_ms;
+	v.gen = gen;
 	deliver(&v, now_ms);
 	v = expect_one(RP_MSG_HEARTBEAT_ACK, id);
 	cr_assert_eq(v.seq, (uint32_t)now_ms, "nonce echoed");
 	cr_assert_eq(v.lease_ms, LEASE);
 	return v.epoch;
+}
+
+static uint32_t heartbeat(uint16_t id, uint64_t now_ms)
+{
+	return heartbeat_as(id, 0, 0, now_ms);
 }
 
 static const uint8_t pkt_a[] = "packet from switch A";
@@ -170,17 +177,6 @@ Test(lease, heartbeat_starts_renews_and_lapses_a_session)
 	cr_assert_eq(s->stats.session_renew, 1);
 }
 
-/* A heartbeat naming `epoch` as run out at the switch (RP_HB_LAPSED). */
-static uint32_t heartbeat_lapsed(uint16_t id, uint32_t epoch, uint64_t now_ms)
-{
-	struct rp_msg_view v = rp_test_msg(RP_MSG_HEARTBEAT, id, 0, epoch);
-
-	v.seq = (uint32_t)now_ms;
-	v.gen = RP_HB_LAPSED;
-	deliver(&v, now_ms);
-	return expect_one(RP_MSG_HEARTBEAT_ACK, id).epoch;
-}
-
 Test(lease, a_session_that_ran_out_at_the_switch_is_never_renewed)
 {
 	uint32_t e1 = heartbeat(1, T0), e2;
@@ -191,7 +187,7 @@ Test(lease, a_session_that_ran_out_at_the_switch_is_never_renewed)
 	 */
 	lease_req(1, e1, 7, "v0", NULL, T0 + 1);
 	expect_one(RP_MSG_GRANT, 1);
-	e2 = heartbeat_lapsed(1, e1, T0 + 10);
+	e2 = heartbeat_as(1, e1, RP_HB_LAPSED, T0 + 10);
 	cr_assert_neq(e2, e1, "the epoch that ran out at the switch came back");
 	cr_assert(!rp_session_live(&sessions, 1, e1, MS(T0 + 11)), "the old epoch stays dead");
 	cr_assert_eq(s->stats.session_new, 2);
@@ -199,7 +195,7 @@ Test(lease, a_session_that_ran_out_at_the_switch_is_never_renewed)
 	lease_req(2, heartbeat(2, T0 + 12), 7, NULL, NULL, T0 + 12);
 	cr_assert_eq(expect_one(RP_MSG_MIGRATE, 2).type, RP_MSG_MIGRATE);
 	/* later heartbeats that still name the old epoch renew the new one */
-	cr_assert_eq(heartbeat_lapsed(1, e1, T0 + 20), e2);
+	cr_assert_eq(heartbeat_as(1, e1, RP_HB_LAPSED, T0 + 20), e2);
 	cr_assert_eq(s->stats.session_new, 3, "switch 2's, and switch 1's second");
 }
 
