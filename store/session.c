@@ -64,7 +64,7 @@ uint32_t rp_session_heartbeat(struct rp_sessions *s, uint16_t switch_id,
 	 * also one the old head let lapse and whose flows it gave away.
 	 * Later heartbeats naming the old epoch renew the new one.
 	 */
-	*is_new = !epoch || now_ns >= expiry || (lapsed && lapsed == epoch);
+	*is_new = !epoch || now_ns >= expiry || lapsed == epoch;
 	if (*is_new) {
 		epoch = epoch ? epoch + 1 : s->first_epoch;
 		if (!epoch)	/* 0 means "never joined" */
