@@ -6,8 +6,8 @@
  *
  * Every packet changes the state, so the mode decides what a packet costs:
  *
- *   bounded (the default)  counted here with atomic adds and forwarded at
- *                          once; rp-load snapshots the counters to the store
+ *   bounded (the default)  counted here, under the flow's lock, and
+ *                          forwarded at once; rp-load snapshots the counters to the store
  *                          every --snapshot-ms (user/snapshot.c), and hands
  *                          the newest counts over with the ack of a revoke.
  *                          A crash loses what was counted since the last
@@ -29,39 +29,57 @@ int rp_app_counter(struct xdp_md *ctx)
 	struct rp_counter_state *st, prop = {};
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
+	bool held, known;
 	__u64 len;
+	__u32 live;
 	int dir;
 
 	if (!sc)
 		return XDP_DROP;
 	dir = rp_counter_key(&key, p.ip->protocol, p.ip->saddr, p.l4->source, p.ip->daddr,
 			     p.l4->dest) & 1;
+	len = bpf_ntohs(p.ip->tot_len);
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (!rp_lease_held(f)) {
+	if (!f)
+		return rp_lease(ctx, sc, &key, &prop, sizeof(prop));
+	live = rp_live_epoch(rp_store_of(&key), rp_lease_now());
+	/*
+	 * One step under the lock: the packet counted only while the lease is
+	 * held (a revoke stops the counting before rp-load reads the final
+	 * counts), and in linearizable mode its write numbered with the counts
+	 * it carries: write n carries the first n packets, whichever CPUs
+	 * counted them.
+	 */
+	rp_flow_lock(f);
+	held = rp_held(f, live);
+	known = f->state_len == sizeof(*st);
+	if (held && known) {
+		st = (struct rp_counter_state *)f->state;
+		st->pkts[dir]++;
+		st->bytes[dir] += len;
+		if (!cfg_bounded)
+			rp_write_locked(sc, f, sizeof(*st));
+	} else if (!held && known) {
+		__builtin_memcpy(&prop, f->state, sizeof(prop));
+	}
+	rp_flow_unlock(f);
+	if (!held)
 		/*
 		 * Any packet may start counting: propose zeros, or what is
 		 * known here (a lapsed lease); the store keeps its own counts
 		 * if it has the flow.
 		 */
-		if (f && f->state_len == sizeof(prop))
-			__builtin_memcpy(&prop, f->state, sizeof(prop));
 		return rp_lease(ctx, sc, &key, &prop, sizeof(prop));
-	}
-	if (f->state_len != sizeof(*st)) {
+	if (!known) {
 		rp_stat(RP_DP_drop_bad_state);
 		return XDP_DROP;
 	}
-	st = (struct rp_counter_state *)f->state;
-	len = bpf_ntohs(p.ip->tot_len);
-	/* atomic: the packets of one connection may be on several CPUs at once */
-	__sync_fetch_and_add(&st->pkts[dir], 1);
-	__sync_fetch_and_add(&st->bytes[dir], len);
 	if (cfg_bounded) {
 		rp_stat(RP_DP_counter_local);
 		return rp_pass(ctx, sc, &p);
 	}
 	rp_stat(RP_DP_counter_write);
-	return rp_write(ctx, sc, &p, &key, f, sizeof(*st));
+	return rp_send_write(ctx, sc, &p, &key);
 }
 
 #endif /* __RP_APP_COUNTER_H */

@@ -72,8 +72,7 @@ static __always_inline bool fw_state_ok(const struct rp_dp_flow *f, bool tcp)
  * allow the packet.  No sequence numbers are checked: this is a connection
  * tracker, not a TCP normalizer.
  */
-static __always_inline bool fw_tcp_next(struct rp_fw_state *s, const struct rp_pkt *p, bool out,
-					__u8 tf)
+static __always_inline bool fw_tcp_next(struct rp_fw_state *s, bool may_open, bool out, __u8 tf)
 {
 	bool from_opener = out == (s->origin == RP_FW_OUT);
 
@@ -94,8 +93,7 @@ static __always_inline bool fw_tcp_next(struct rp_fw_state *s, const struct rp_p
 			s->phase = RP_FW_CLOSED;
 			return true;
 		}
-		if (rp_tcp_opener(tf) && s->fin == (RP_FW_FIN_OUT | RP_FW_FIN_IN) &&
-		    fw_may_open(p, out)) {
+		if (rp_tcp_opener(tf) && s->fin == (RP_FW_FIN_OUT | RP_FW_FIN_IN) && may_open) {
 			/* both sides closed: the same ports, a new connection */
 			fw_open(s, true, out, 0);
 			return true;
@@ -104,7 +102,7 @@ static __always_inline bool fw_tcp_next(struct rp_fw_state *s, const struct rp_p
 			s->fin |= out ? RP_FW_FIN_OUT : RP_FW_FIN_IN;
 		return true;
 	default:	/* RP_FW_CLOSED */
-		if (!rp_tcp_opener(tf) || !fw_may_open(p, out))
+		if (!rp_tcp_opener(tf) || !may_open)
 			return false;
 		fw_open(s, true, out, 0);
 		return true;
@@ -112,19 +110,17 @@ static __always_inline bool fw_tcp_next(struct rp_fw_state *s, const struct rp_p
 }
 
 /*
- * UDP: refreshes or reopens *s; false if the pseudo-connection expired and
- * the packet may not open it again.
+ * UDP: refreshes or reopens *s at `now` (CLOCK_TAI); false if the
+ * pseudo-connection expired and the packet may not open it again.
  */
-static __always_inline bool fw_udp_next(struct rp_fw_state *s, const struct rp_pkt *p, bool out)
+static __always_inline bool fw_udp_next(struct rp_fw_state *s, bool may_open, bool out, __u64 now)
 {
-	__u64 now = bpf_ktime_get_tai_ns(), idle = cfg_fw_udp_idle_ns;
+	__u64 idle = cfg_fw_udp_idle_ns;
 	__s64 age = (__s64)(now - s->seen_ns);	/* < 0: the clocks differ a little */
 
 	if (age > (__s64)(idle + idle / 4)) {
-		if (!fw_may_open(p, out)) {
-			rp_stat(RP_DP_fw_expired);
+		if (!may_open)
 			return false;
-		}
 		fw_open(s, false, out, now);
 	} else if (age > (__s64)(idle / 4)) {
 		s->seen_ns = now;
@@ -139,9 +135,9 @@ static __always_inline bool fw_same(const struct rp_fw_state *a, const struct rp
 	return x[0] == y[0] && x[1] == y[1];
 }
 
-/* No lease: open the connection, ask with what this switch knows, or look it up. */
+/* No lease: open the connection, ask with what this switch knows (`known`), or look it up. */
 static __always_inline int fw_ask(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p,
-				  const struct rp_flow_key *key, const struct rp_dp_flow *f,
+				  const struct rp_flow_key *key, const struct rp_fw_state *known,
 				  bool out, __u8 tf)
 {
 	bool tcp = p->ip->protocol == IPPROTO_TCP;
@@ -160,13 +156,52 @@ static __always_inline int fw_ask(struct xdp_md *ctx, struct rp_scratch *sc, str
 			return XDP_DROP;
 		}
 	}
-	if (f && f->state_len == sizeof(prop)) {
+	if (known)
 		/* known here (a lapsed lease, a restarted store): ask with it */
-		__builtin_memcpy(&prop, f->state, sizeof(prop));
-		return rp_lease(ctx, sc, key, &prop, sizeof(prop));
-	}
+		return rp_lease(ctx, sc, key, known, sizeof(*known));
 	/* a reply, or a connection another switch saw open: only if the store has it */
 	return rp_lease(ctx, sc, key, NULL, 0);
+}
+
+/* What the firewall's look at a connection under its lock came to. */
+enum fw_verdict {
+	FW_NOT_HELD,
+	FW_BAD_STATE,
+	FW_REFUSED,		/* the phase does not allow the packet */
+	FW_PASS,
+	FW_WRITE,		/* built in the scratch */
+};
+
+/*
+ * Under the connection's lock: its phase moved by the packet, and a write
+ * built when the phase changed (or one is not acknowledged yet: the
+ * firewall's verdicts depend on the phase, so no packet may leave on a
+ * phase the store does not have).  *st gets the state seen, for a lease
+ * request when not held; *refresh whether a UDP time was renewed.
+ */
+static __always_inline enum fw_verdict fw_step_locked(struct rp_scratch *sc, struct rp_dp_flow *f,
+						      __u32 live, bool tcp, bool may_open,
+						      bool out, __u8 tf, __u64 now,
+						      struct rp_fw_state *st, bool *refresh)
+{
+	struct rp_fw_state *cur = (struct rp_fw_state *)f->state, next;
+	bool ok;
+
+	__builtin_memcpy(st, cur, sizeof(*st));
+	if (!rp_held(f, live))
+		return FW_NOT_HELD;
+	if (!fw_state_ok(f, tcp))
+		return FW_BAD_STATE;
+	__builtin_memcpy(&next, cur, sizeof(next));
+	ok = tcp ? fw_tcp_next(&next, may_open, out, tf) : fw_udp_next(&next, may_open, out, now);
+	if (!ok)
+		return FW_REFUSED;
+	if (fw_same(&next, cur) && !rp_write_pending(f))
+		return FW_PASS;
+	*refresh = next.seen_ns != cur->seen_ns;
+	__builtin_memcpy(cur, &next, sizeof(next));
+	rp_write_locked(sc, f, sizeof(*cur));
+	return FW_WRITE;
 }
 
 SEC("xdp")
@@ -174,10 +209,13 @@ int rp_app_fw(struct xdp_md *ctx)
 {
 	struct rp_pkt p;
 	struct rp_scratch *sc = rp_app_begin(ctx, &p);
-	struct rp_fw_state *st, next;
+	bool out, in, tcp, may_open, known, refresh = false;
+	struct rp_fw_state st;
 	struct rp_flow_key key;
+	enum fw_verdict v;
 	struct rp_dp_flow *f;
-	bool out, in, tcp, ok;
+	__u32 live;
+	__u64 now;
 	__u8 tf;
 
 	if (!sc)
@@ -197,29 +235,34 @@ int rp_app_fw(struct xdp_md *ctx)
 		rp_key_v4(&key, p.ip->protocol, p.ip->daddr, p.l4->dest, p.ip->saddr, p.l4->source);
 	tf = rp_tcp_flags(&p);
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (!rp_lease_held(f))
-		return fw_ask(ctx, sc, &p, &key, f, out, tf);
-	if (!fw_state_ok(f, tcp)) {
+	if (!f)
+		return fw_ask(ctx, sc, &p, &key, NULL, out, tf);
+	/* what needs a helper, before the lock */
+	live = rp_live_epoch(rp_store_of(&key), rp_lease_now());
+	now = tcp ? 0 : bpf_ktime_get_tai_ns();
+	may_open = fw_may_open(&p, out);
+	rp_flow_lock(f);
+	v = fw_step_locked(sc, f, live, tcp, may_open, out, tf, now, &st, &refresh);
+	known = f->state_len == sizeof(st);
+	rp_flow_unlock(f);
+
+	switch (v) {
+	case FW_NOT_HELD:
+		return fw_ask(ctx, sc, &p, &key, known ? &st : NULL, out, tf);
+	case FW_BAD_STATE:
 		rp_stat(RP_DP_drop_bad_state);
 		return XDP_DROP;
-	}
-
-	st = (struct rp_fw_state *)f->state;
-	__builtin_memcpy(&next, st, sizeof(next));
-	ok = tcp ? fw_tcp_next(&next, &p, out, tf) : fw_udp_next(&next, &p, out);
-	if (!ok) {
-		if (tcp)
-			rp_stat(RP_DP_fw_invalid);
+	case FW_REFUSED:
+		rp_stat(tcp ? RP_DP_fw_invalid : RP_DP_fw_expired);
 		return XDP_DROP;
-	}
-	if (!fw_same(&next, st) || rp_write_pending(f)) {
-		/* a new phase (or one the store has not acknowledged yet): a write */
-		if (next.seen_ns != st->seen_ns)
+	case FW_WRITE:
+		/* a new phase (or one the store has not acknowledged yet) */
+		if (refresh)
 			rp_stat(RP_DP_fw_refresh);
-		__builtin_memcpy(st, &next, sizeof(next));
-		return rp_write(ctx, sc, &p, &key, f, sizeof(*st));
+		return rp_send_write(ctx, sc, &p, &key);
+	default:
+		return rp_pass(ctx, sc, &p);
 	}
-	return rp_pass(ctx, sc, &p);
 }
 
 #endif /* __RP_APP_FW_H */

@@ -30,7 +30,7 @@ const volatile __u32 cfg_lb_nknown;
 const volatile struct rp_lb_backend cfg_lb_backends[RP_LB_MAX_BACKENDS];
 
 /* A new connection's backend, into *s; false if there is none. */
-static __always_inline bool lb_choose(const struct rp_flow_key *k, struct rp_lb_state *s)
+static __always_inline bool lb_choose(const struct rp_flow_key *k, struct rp_xlate_state *s)
 {
 	__u32 n = cfg_lb_nbackends, i;
 
@@ -57,22 +57,47 @@ static __always_inline bool lb_is_backend(__be32 addr, __be16 port)
 }
 
 /*
- * The key's translation onto the packet (the destination on the way in,
- * the source on the way back); a FIN or RST then writes, as in the NAT.
+ * A new connection's reverse key, once its forward key is granted: asked
+ * for, or found held with this connection's translation; then the forward
+ * key no longer waits for it.  A verdict, or -1 when the packet goes on.
  */
-static __always_inline int lb_apply(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p,
-				    const struct rp_flow_key *key, struct rp_dp_flow *f, bool src)
+static __always_inline int lb_reverse_ready(struct xdp_md *ctx, struct rp_scratch *sc,
+					    struct rp_pkt *p, struct rp_dp_flow *f,
+					    const struct rp_flow_key *rev, __u64 now)
 {
-	struct rp_lb_state *st = (struct rp_lb_state *)f->state;
-	__u8 tf = rp_tcp_flags(p);
-	__u8 bits = (tf & RP_TCP_FIN ? RP_LB_FIN : 0) | (tf & RP_TCP_RST ? RP_LB_RST : 0);
+	struct iphdr *ip = p->ip;
+	__be16 dport = p->l4->dest;
+	struct rp_lb_state rst = {};
+	struct rp_dp_flow *r;
+	bool held = false, known = false;
 
-	rp_rewrite(p, src, st->addr, st->port);
-	if ((bits & ~st->closing) || (bits && rp_write_pending(f))) {
-		st->closing |= bits;
-		return rp_write(ctx, sc, p, key, f, sizeof(*st));
+	r = bpf_map_lookup_elem(&flows, rev);
+	if (r) {
+		__u32 live = rp_live_epoch(rp_store_of(rev), now);
+
+		rp_flow_lock(r);
+		held = rp_held(r, live);
+		known = r->state_len == sizeof(rst);
+		__builtin_memcpy(&rst, r->state, sizeof(rst));
+		rp_flow_unlock(r);
 	}
-	return rp_pass(ctx, sc, p);
+	if (!held) {
+		struct rp_lb_state prop = {
+			.addr = ip->daddr, .port = dport, .dir = RP_LB_REV,
+		};
+
+		rp_stat(RP_DP_lb_rev_req);
+		return rp_lease(ctx, sc, rev, &prop, sizeof(prop));
+	}
+	if (!known || rst.dir != RP_LB_REV || rst.addr != ip->daddr || rst.port != dport) {
+		/* that reply is another connection's: this one cannot be told apart */
+		rp_stat(RP_DP_lb_collision);
+		return XDP_DROP;
+	}
+	rp_flow_lock(f);
+	f->flags = (f->flags & ~RP_DPF_REV_PENDING) | RP_DPF_REV_KNOWN;
+	rp_flow_unlock(f);
+	return -1;
 }
 
 /* Client to the virtual address. */
@@ -80,58 +105,67 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 {
 	struct iphdr *ip = p->ip;
 	__be16 sport = p->l4->source, dport = p->l4->dest;
-	struct rp_lb_state *st, *rst;
+	__u8 bits = rp_xlate_closing_bits(p), flags;
+	struct rp_xlate_state st = {};
 	struct rp_flow_key fwd, rev;
-	struct rp_dp_flow *f, *r;
+	struct rp_dp_flow *f;
+	bool held, known, write = false;
+	__u64 now = rp_lease_now();
+	__u32 live;
+	int rc;
 
 	rp_key_v4(&fwd, ip->protocol, ip->saddr, sport, ip->daddr, dport);
 	f = bpf_map_lookup_elem(&flows, &fwd);
-	if (!rp_lease_held(f)) {
-		struct rp_lb_state prop = {};
-
-		if (f && f->state_len == sizeof(prop)) {
-			/* known here: ask again with the backend it had */
-			__builtin_memcpy(&prop, f->state, sizeof(prop));
-			return rp_lease(ctx, sc, &fwd, &prop, sizeof(prop));
-		}
+	if (!f) {
 		if (ip->protocol == IPPROTO_TCP && !rp_tcp_opener(rp_tcp_flags(p)))
 			/* mid-connection: its backend is in the store, if anywhere */
 			return rp_lease(ctx, sc, &fwd, NULL, 0);
-		if (!lb_choose(&fwd, &prop)) {
+		if (!lb_choose(&fwd, &st)) {
 			rp_stat(RP_DP_lb_no_backend);
 			return XDP_DROP;
 		}
 		/* remember the proposal: its reverse key must follow a GRANT */
-		rp_flow_note(sc, &fwd, &prop, sizeof(prop), RP_DPF_REV_PENDING);
+		rp_flow_note(sc, &fwd, &st, sizeof(st), RP_DPF_REV_PENDING);
 		rp_stat(RP_DP_lb_new);
-		return rp_lease(ctx, sc, &fwd, &prop, sizeof(prop));
+		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
 	}
-	st = (struct rp_lb_state *)f->state;
-	if (f->state_len != sizeof(*st) || st->dir != RP_LB_FWD) {
+	live = rp_live_epoch(rp_store_of(&fwd), now);
+	rp_flow_lock(f);
+	held = rp_held(f, live);
+	known = f->state_len == sizeof(st);
+	flags = f->flags;
+	if (held && known && ((struct rp_lb_state *)f->state)->dir == RP_LB_FWD &&
+	    (flags & (RP_DPF_REV_PENDING | RP_DPF_REV_KNOWN)) == RP_DPF_REV_KNOWN)
+		write = rp_xlate_take_locked(sc, f, bits, &st);
+	else
+		__builtin_memcpy(&st, f->state, sizeof(st));
+	rp_flow_unlock(f);
+	if (!held) {
+		if (known)
+			/* known here: ask again with the backend it had */
+			return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
+		if (ip->protocol == IPPROTO_TCP && !rp_tcp_opener(rp_tcp_flags(p)))
+			return rp_lease(ctx, sc, &fwd, NULL, 0);
+		if (!lb_choose(&fwd, &st)) {
+			rp_stat(RP_DP_lb_no_backend);
+			return XDP_DROP;
+		}
+		rp_stat(RP_DP_lb_new);
+		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
+	}
+	if (!known || st.dir != RP_LB_FWD) {
 		rp_stat(RP_DP_lb_no_mapping);
 		return XDP_DROP;
 	}
+	if ((flags & (RP_DPF_REV_PENDING | RP_DPF_REV_KNOWN)) == RP_DPF_REV_KNOWN)
+		return rp_xlate_apply(ctx, sc, p, &fwd, &st, false, write);
 
-	rp_key_v4(&rev, ip->protocol, st->addr, st->port, ip->saddr, sport);
-	if (f->flags & RP_DPF_REV_PENDING) {
-		r = bpf_map_lookup_elem(&flows, &rev);
-		if (!rp_lease_held(r)) {
-			struct rp_lb_state prop = {
-				.addr = ip->daddr, .port = dport, .dir = RP_LB_REV,
-			};
-
-			rp_stat(RP_DP_lb_rev_req);
-			return rp_lease(ctx, sc, &rev, &prop, sizeof(prop));
-		}
-		rst = (struct rp_lb_state *)r->state;
-		if (r->state_len != sizeof(*rst) || rst->dir != RP_LB_REV ||
-		    rst->addr != ip->daddr || rst->port != dport) {
-			/* that reply is another connection's: this one cannot be told apart */
-			rp_stat(RP_DP_lb_collision);
-			return XDP_DROP;
-		}
-		f->flags = (f->flags & ~RP_DPF_REV_PENDING) | RP_DPF_REV_KNOWN;
-	} else if (!(f->flags & RP_DPF_REV_KNOWN)) {
+	rp_key_v4(&rev, ip->protocol, st.addr, st.port, ip->saddr, sport);
+	if (flags & RP_DPF_REV_PENDING) {
+		rc = lb_reverse_ready(ctx, sc, p, f, &rev, now);
+		if (rc >= 0)
+			return rc;
+	} else {
 		/*
 		 * Taken over from another switch: note the reverse key, so that
 		 * the backend's replies are known here even if this switch does
@@ -140,41 +174,60 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 		struct rp_lb_state note = { .addr = ip->daddr, .port = dport, .dir = RP_LB_REV };
 
 		rp_flow_note(sc, &rev, &note, sizeof(note), 0);
+		rp_flow_lock(f);
 		f->flags |= RP_DPF_REV_KNOWN;
+		rp_flow_unlock(f);
 		rp_stat(RP_DP_lb_learned);
 	}
-	return lb_apply(ctx, sc, p, &fwd, f, false);
+	/* the forward key again, now that its reverse key is known */
+	rp_flow_lock(f);
+	held = rp_held(f, live);
+	if (held)
+		write = rp_xlate_take_locked(sc, f, bits, &st);
+	rp_flow_unlock(f);
+	if (!held)
+		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
+	return rp_xlate_apply(ctx, sc, p, &fwd, &st, false, write);
 }
 
 /* Anything else: a backend's reply, or not the load balancer's traffic. */
 static __always_inline int lb_reply(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p)
 {
 	struct iphdr *ip = p->ip;
+	__u8 bits = rp_xlate_closing_bits(p);
+	struct rp_xlate_state st = {};
 	struct rp_flow_key rev;
-	struct rp_lb_state *st;
 	struct rp_dp_flow *r;
+	bool held = false, known = false, write = false;
+	__u32 live;
 
 	rp_key_v4(&rev, ip->protocol, ip->saddr, p->l4->source, ip->daddr, p->l4->dest);
 	r = bpf_map_lookup_elem(&flows, &rev);
-	if (!rp_lease_held(r)) {
-		struct rp_lb_state prop;
-
-		if (r && r->state_len == sizeof(prop)) {
-			__builtin_memcpy(&prop, r->state, sizeof(prop));
-			return rp_lease(ctx, sc, &rev, &prop, sizeof(prop));
-		}
+	if (r) {
+		live = rp_live_epoch(rp_store_of(&rev), rp_lease_now());
+		rp_flow_lock(r);
+		held = rp_held(r, live);
+		known = r->state_len == sizeof(st);
+		if (held && known && ((struct rp_lb_state *)r->state)->dir == RP_LB_REV)
+			write = rp_xlate_take_locked(sc, r, bits, &st);
+		else
+			__builtin_memcpy(&st, r->state, sizeof(st));
+		rp_flow_unlock(r);
+	}
+	if (!held) {
+		if (known)
+			return rp_lease(ctx, sc, &rev, &st, sizeof(st));
 		/* from a backend: a reply the store may know; never invent one */
 		if (lb_is_backend(ip->saddr, p->l4->source))
 			return rp_lease(ctx, sc, &rev, NULL, 0);
 		rp_stat(RP_DP_pass_not_app);
 		return XDP_PASS;
 	}
-	st = (struct rp_lb_state *)r->state;
-	if (r->state_len != sizeof(*st) || st->dir != RP_LB_REV) {
+	if (!known || st.dir != RP_LB_REV) {
 		rp_stat(RP_DP_lb_no_mapping);
 		return XDP_DROP;
 	}
-	return lb_apply(ctx, sc, p, &rev, r, true);
+	return rp_xlate_apply(ctx, sc, p, &rev, &st, true, write);
 }
 
 SEC("xdp")

@@ -46,127 +46,140 @@ static __always_inline __be16 nat_alloc_port(void)
 	return bpf_htons((__u16)(cfg_nat_port_base + n % cfg_nat_port_span));
 }
 
-static __always_inline __u8 nat_closing_bits(const struct rp_pkt *p)
-{
-	__u8 tf = rp_tcp_flags(p);
-
-	return (tf & RP_TCP_FIN ? RP_NAT_FIN : 0) | (tf & RP_TCP_RST ? RP_NAT_RST : 0);
-}
-
 /*
- * A FIN or RST writes when it changes the state, or when the write that
- * changed it is not acknowledged yet: the local state is ahead of the store,
- * and a packet may leave only on what the store knows (a retransmitted FIN
- * goes through the store again).
+ * A new connection's reverse key, once its forward key is granted: asked
+ * for, or found held with this connection's mapping; then the forward key
+ * no longer waits for it.  A verdict, or -1 when the packet goes on.
  */
-static __always_inline bool nat_must_write(const struct rp_dp_flow *f, __u8 bits)
+static __always_inline int nat_reverse_ready(struct xdp_md *ctx, struct rp_scratch *sc,
+					     struct rp_pkt *p, struct rp_dp_flow *f,
+					     const struct rp_xlate_state *st, __u64 now)
 {
-	const struct rp_nat_state *st = (const struct rp_nat_state *)f->state;
+	struct iphdr *ip = p->ip;
+	__be16 sport = p->l4->source, dport = p->l4->dest;
+	struct rp_xlate_state rst = {};
+	struct rp_flow_key rev;
+	struct rp_dp_flow *r;
+	bool held = false;
 
-	return (bits & ~st->closing) || (bits && rp_write_pending(f));
-}
+	rp_key_v4(&rev, ip->protocol, ip->daddr, dport, st->addr, st->port);
+	r = bpf_map_lookup_elem(&flows, &rev);
+	if (r) {
+		__u32 live = rp_live_epoch(rp_store_of(&rev), now);
 
-/*
- * The flow's mapping onto the packet (the source on the way out, the
- * destination on the way in); a FIN or RST then writes, the rest reads.
- */
-static __always_inline int nat_apply(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p,
-				     const struct rp_flow_key *key, struct rp_dp_flow *f, bool src)
-{
-	struct rp_nat_state *st = (struct rp_nat_state *)f->state;
-	__u8 bits;
-
-	rp_rewrite(p, src, st->addr, st->port);
-	bits = nat_closing_bits(p);
-	if (nat_must_write(f, bits)) {
-		/* mark the key closing; the packet leaves with the write */
-		st->closing |= bits;
-		return rp_write(ctx, sc, p, key, f, sizeof(*st));
+		rp_flow_lock(r);
+		held = rp_held(r, live);
+		__builtin_memcpy(&rst, r->state, sizeof(rst));
+		rp_flow_unlock(r);
 	}
-	return rp_pass(ctx, sc, p);
+	if (!held) {
+		struct rp_nat_state prop = {
+			.addr = ip->saddr, .port = sport, .dir = RP_NAT_REV,
+		};
+
+		rp_stat(RP_DP_nat_rev_req);
+		return rp_lease(ctx, sc, &rev, &prop, sizeof(prop));
+	}
+	if (rst.dir != RP_NAT_REV || rst.addr != ip->saddr || rst.port != sport) {
+		/* the port is someone else's: this connection cannot be mapped */
+		rp_stat(RP_DP_nat_collision);
+		return XDP_DROP;
+	}
+	rp_flow_lock(f);
+	f->flags &= ~RP_DPF_REV_PENDING;
+	rp_flow_unlock(f);
+	return -1;
 }
 
 static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *sc,
 					struct rp_pkt *p)
 {
 	struct iphdr *ip = p->ip;
-	__be16 sport = p->l4->source, dport = p->l4->dest;
-	struct rp_flow_key fwd, rev;
-	struct rp_dp_flow *f, *r;
-	struct rp_nat_state *st, *rst;
+	__u8 bits = rp_xlate_closing_bits(p);
+	struct rp_xlate_state st = {};
+	struct rp_flow_key fwd;
+	struct rp_dp_flow *f;
+	bool held, pending, write = false;
+	__u64 now = rp_lease_now();
+	__u32 live;
+	int rc;
 
-	rp_key_v4(&fwd, ip->protocol, ip->saddr, sport, ip->daddr, dport);
+	rp_key_v4(&fwd, ip->protocol, ip->saddr, p->l4->source, ip->daddr, p->l4->dest);
 	f = bpf_map_lookup_elem(&flows, &fwd);
-	if (!rp_lease_held(f)) {
-		struct rp_nat_state prop = {};
-
-		if (f) {
-			/* known here: ask again with what we know */
-			__builtin_memcpy(&prop, f->state, sizeof(prop));
-		} else {
-			prop.addr = cfg_nat_ext_addr;
-			prop.port = nat_alloc_port();
-			prop.dir = RP_NAT_FWD;
-			/* remember the proposal: its reverse key must follow a GRANT */
-			rp_flow_note(sc, &fwd, &prop, sizeof(prop), RP_DPF_REV_PENDING);
-			rp_stat(RP_DP_nat_new);
-		}
-		return rp_lease(ctx, sc, &fwd, &prop, sizeof(prop));
+	if (!f) {
+		st.addr = cfg_nat_ext_addr;
+		st.port = nat_alloc_port();
+		st.dir = RP_NAT_FWD;
+		/* remember the proposal: its reverse key must follow a GRANT */
+		rp_flow_note(sc, &fwd, &st, sizeof(st), RP_DPF_REV_PENDING);
+		rp_stat(RP_DP_nat_new);
+		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
 	}
-	st = (struct rp_nat_state *)f->state;
-	if (st->dir != RP_NAT_FWD) {
+	live = rp_live_epoch(rp_store_of(&fwd), now);
+	rp_flow_lock(f);
+	held = rp_held(f, live);
+	pending = f->flags & RP_DPF_REV_PENDING;
+	if (held && !pending && ((struct rp_nat_state *)f->state)->dir == RP_NAT_FWD)
+		write = rp_xlate_take_locked(sc, f, bits, &st);
+	else
+		__builtin_memcpy(&st, f->state, sizeof(st));
+	rp_flow_unlock(f);
+	if (!held)
+		/* known here: ask again with what we know */
+		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
+	if (st.dir != RP_NAT_FWD) {
 		rp_stat(RP_DP_nat_no_mapping);
 		return XDP_DROP;
 	}
-
-	if (f->flags & RP_DPF_REV_PENDING) {
-		rp_key_v4(&rev, ip->protocol, ip->daddr, dport, st->addr, st->port);
-		r = bpf_map_lookup_elem(&flows, &rev);
-		if (!rp_lease_held(r)) {
-			struct rp_nat_state prop = {
-				.addr = ip->saddr, .port = sport, .dir = RP_NAT_REV,
-			};
-
-			rp_stat(RP_DP_nat_rev_req);
-			return rp_lease(ctx, sc, &rev, &prop, sizeof(prop));
-		}
-		rst = (struct rp_nat_state *)r->state;
-		if (rst->dir != RP_NAT_REV || rst->addr != ip->saddr || rst->port != sport) {
-			/* the port is someone else's: this connection cannot be mapped */
-			rp_stat(RP_DP_nat_collision);
-			return XDP_DROP;
-		}
-		f->flags &= ~RP_DPF_REV_PENDING;
+	if (pending) {
+		rc = nat_reverse_ready(ctx, sc, p, f, &st, now);
+		if (rc >= 0)
+			return rc;
+		/* the forward key again, now without the wait */
+		rp_flow_lock(f);
+		held = rp_held(f, live);
+		if (held)
+			write = rp_xlate_take_locked(sc, f, bits, &st);
+		rp_flow_unlock(f);
+		if (!held)
+			return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
 	}
-
-	return nat_apply(ctx, sc, p, &fwd, f, true);
+	return rp_xlate_apply(ctx, sc, p, &fwd, &st, true, write);
 }
 
 static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc,
 				       struct rp_pkt *p)
 {
 	struct iphdr *ip = p->ip;
+	__u8 bits = rp_xlate_closing_bits(p);
+	struct rp_xlate_state st = {};
 	struct rp_flow_key rev;
 	struct rp_dp_flow *r;
-	struct rp_nat_state *st;
+	bool held, known, write = false;
+	__u32 live;
 
 	rp_key_v4(&rev, ip->protocol, ip->saddr, p->l4->source, ip->daddr, p->l4->dest);
 	r = bpf_map_lookup_elem(&flows, &rev);
-	if (!rp_lease_held(r)) {
-		struct rp_nat_state prop;
-
-		/* never invent a mapping; one this switch had, it may propose again */
-		if (!r || r->state_len != sizeof(prop))
-			return rp_lease(ctx, sc, &rev, NULL, 0);
-		__builtin_memcpy(&prop, r->state, sizeof(prop));
-		return rp_lease(ctx, sc, &rev, &prop, sizeof(prop));
-	}
-	st = (struct rp_nat_state *)r->state;
-	if (r->state_len != sizeof(*st) || st->dir != RP_NAT_REV) {
+	if (!r)
+		/* never invent a mapping */
+		return rp_lease(ctx, sc, &rev, NULL, 0);
+	live = rp_live_epoch(rp_store_of(&rev), rp_lease_now());
+	rp_flow_lock(r);
+	held = rp_held(r, live);
+	known = r->state_len == sizeof(st);
+	if (held && known && ((struct rp_nat_state *)r->state)->dir == RP_NAT_REV)
+		write = rp_xlate_take_locked(sc, r, bits, &st);
+	else
+		__builtin_memcpy(&st, r->state, sizeof(st));
+	rp_flow_unlock(r);
+	if (!held)
+		/* one this switch had, it may propose again */
+		return known ? rp_lease(ctx, sc, &rev, &st, sizeof(st)) : rp_lease(ctx, sc, &rev, NULL, 0);
+	if (!known || st.dir != RP_NAT_REV) {
 		rp_stat(RP_DP_nat_no_mapping);
 		return XDP_DROP;
 	}
-	return nat_apply(ctx, sc, p, &rev, r, false);
+	return rp_xlate_apply(ctx, sc, p, &rev, &st, false, write);
 }
 
 SEC("xdp")

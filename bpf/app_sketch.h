@@ -33,46 +33,71 @@ int rp_app_sketch(struct xdp_md *ctx)
 {
 	struct rp_pkt p;
 	struct rp_scratch *sc = rp_app_begin(ctx, &p);
+	struct rp_dp_flow *row[RP_SKETCH_ROWS];
+	__u32 col[RP_SKETCH_ROWS], live;
 	struct rp_sketch_chunk prop;
 	struct rp_sketch_heavy hh;
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
-	__u32 *cell[RP_SKETCH_ROWS];
 	__u64 est = ~0ull, now;
 	__be32 src;
+	bool lost = false;
 
 	if (!sc)
 		return XDP_DROP;
 	src = p.ip->saddr;
 	now = rp_lease_now();	/* one clock read for the four leases */
+	/*
+	 * Every row's chunk held first (read without the lock: a hint that
+	 * the counting below checks again under each chunk's lock), so that a
+	 * packet that must ride to the store for a chunk has counted nowhere.
+	 */
 #pragma unroll
 	for (__u32 r = 0; r < RP_SKETCH_ROWS; r++) {
-		__u32 col = rp_sketch_col(src, r);
-
-		rp_sketch_key(&key, cfg_sketch_id, r, col);
+		col[r] = rp_sketch_col(src, r);
+		rp_sketch_key(&key, cfg_sketch_id, r, col[r]);
 		f = bpf_map_lookup_elem(&flows, &key);
-		if (!rp_lease_held_at(f, now)) {
+		live = rp_live_epoch(rp_store_of(&key), now);
+		if (!f || RP_READ_ONCE(f->epoch) != live || !live) {
 			/* this row's chunk first; the packet comes back for the next */
 			__builtin_memset(&prop, 0, sizeof(prop));
-			if (f && f->state_len == sizeof(prop))
-				__builtin_memcpy(&prop, f->state, sizeof(prop));
+			if (f) {
+				rp_flow_lock(f);
+				if (f->state_len == sizeof(prop))
+					__builtin_memcpy(&prop, f->state, sizeof(prop));
+				rp_flow_unlock(f);
+			}
 			return rp_lease(ctx, sc, &key, &prop, sizeof(prop));
 		}
-		if (f->state_len != sizeof(prop)) {
+		if (RP_READ_ONCE(f->state_len) != sizeof(prop)) {
 			rp_stat(RP_DP_drop_bad_state);
 			return XDP_DROP;
 		}
-		cell[r] = &((struct rp_sketch_chunk *)f->state)->cell[col % RP_SKETCH_CHUNK_CELLS];
+		row[r] = f;
 	}
 #pragma unroll
 	for (__u32 r = 0; r < RP_SKETCH_ROWS; r++) {
-		__u64 v = (__u64)__sync_fetch_and_add(cell[r], 1) + 1;
+		struct rp_dp_flow *c = row[r];
+		__u64 v = ~0ull;
 
-		if (v < est)
+		live = rp_live_epoch(c->store, now);
+		/*
+		 * Counted only while held: a chunk revoked since the look above
+		 * (rare) misses this packet, within bounded mode's loss.
+		 */
+		rp_flow_lock(c);
+		if (rp_held(c, live) && c->state_len == sizeof(prop))
+			v = ++((struct rp_sketch_chunk *)c->state)->cell[col[r] % RP_SKETCH_CHUNK_CELLS];
+		rp_flow_unlock(c);
+		if (v == ~0ull)
+			lost = true;
+		else if (v < est)
 			est = v;
 	}
+	if (lost)
+		rp_stat(RP_DP_sketch_lost);
 	rp_stat(RP_DP_sketch_update);
-	if (est >= cfg_sketch_threshold) {
+	if (est != ~0ull && est >= cfg_sketch_threshold) {
 		struct rp_sketch_heavy *h = bpf_map_lookup_elem(&heavy, &src);
 
 		rp_stat(RP_DP_sketch_heavy);

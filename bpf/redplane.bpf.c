@@ -134,6 +134,10 @@ int rp_emit(struct xdp_md *ctx)
 	struct rp_scratch *sc = rp_scratch();
 	struct bpf_fib_lookup fib = {};
 	struct rp_dp_session *sess;
+	union {
+		__u64 word;
+		struct rp_dp_store store;
+	} head;
 	void *data, *data_end;
 	struct ethhdr *eth;
 	struct iphdr *ip;
@@ -149,9 +153,13 @@ int rp_emit(struct xdp_md *ctx)
 	sess = rp_session(sc->store);
 	if (!sess)
 		return XDP_DROP;
-	/* read once: the route and the headers agree even if rp-load moves it */
-	head_addr = sess->head.addr;
-	head_port = sess->head.port;
+	/*
+	 * Read once, address and port in one load: the route and the headers
+	 * agree, and name one replica, even while rp-load moves the head.
+	 */
+	head.word = RP_READ_ONCE(*(__u64 *)&sess->head);
+	head_addr = head.store.addr;
+	head_port = head.store.port;
 	pkt_len = ctx->data_end - ctx->data;
 	if (pkt_len > RP_PKT_MAX) {
 		rp_stat(RP_DP_emit_too_big);
@@ -359,70 +367,97 @@ static __always_inline bool rp_same_state(const struct rp_dp_flow *f, const stru
 	return !diff;
 }
 
-/* GRANT and MIGRATE: install the lease, then process the echoed packet. */
-static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __u16 store)
-{
-	struct rp_dp_session *sess = rp_session(store);
-	struct rp_scratch *sc = rp_scratch();
-	struct rp_flow_key key;
-	struct rp_dp_flow *old;
-	bool has_pkt;
-	__u16 gen;
+/* What a GRANT or MIGRATE came to, decided under the flow's lock. */
+enum rp_install_verdict {
+	RP_INSTALLED,
+	RP_REGRANT,		/* the holding already here: kept */
+	RP_STALE_GRANT,		/* an earlier holding, or one given up */
+};
 
-	if (!sess || !sc || bpf_ntohl(msg->hdr.epoch) != sess->epoch) {
-		rp_stat(RP_DP_drop_stale_grant);
-		return XDP_DROP;
+/*
+ * Under the flow's lock: the grant of holding `gen` under session `epoch`
+ * installed in place, unless this switch has that holding already (a
+ * duplicated or repeated request's answer: its local state and sequence
+ * numbers are newer than the store's, and stay), or has a later one, or
+ * gave it up (a revoke overtook it: in a chain the head revokes and the
+ * tail grants, and the two may run on two CPUs at once).  Checked and
+ * installed in one step, so that a revoke is either before the grant
+ * (which it refuses) or after it (which it undoes), never in between.
+ */
+static __always_inline enum rp_install_verdict rp_install_locked(struct rp_dp_flow *f,
+								 const struct rp_msg *msg,
+								 __u32 epoch, __u16 gen,
+								 __u16 store, __u64 now)
+{
+	if (f->epoch == epoch) {
+		if (f->gen == gen)
+			return RP_REGRANT;
+		if (!rp_gen_after(gen, f->gen))
+			return RP_STALE_GRANT;
+	} else if (f->gone_epoch == epoch && !rp_gen_after(gen, f->gen)) {
+		return RP_STALE_GRANT;
 	}
-	__builtin_memcpy(&key, &msg->key, sizeof(key));
-	old = bpf_map_lookup_elem(&flows, &key);
-	gen = bpf_ntohs(msg->hdr.gen);
-	if (old && old->epoch == sess->epoch) {
-		if (old->gen == gen) {
-			/*
-			 * The holding this switch has (the answer to a duplicated
-			 * or repeated request): its local state and sequence
-			 * numbers are newer than the store's, and stay.
-			 */
-			rp_stat(RP_DP_regrant);
-			goto process;
-		}
-		if (!rp_gen_after(gen, old->gen)) {
-			/* a grant of an earlier holding, arriving late */
-			rp_stat(RP_DP_drop_stale_grant);
-			return XDP_DROP;
-		}
-	} else if (old && old->gone_epoch == sess->epoch && !rp_gen_after(gen, old->gen)) {
-		/* a grant of the holding this switch gave up (or earlier), late */
-		rp_stat(RP_DP_drop_stale_grant);
-		return XDP_DROP;
-	}
-	__builtin_memcpy(sc->flow.state, msg->state, RP_STATE_MAX);
-	sc->flow.state_len = msg->hdr.state_len;
-	sc->flow.epoch = sess->epoch;
-	sc->flow.seq = bpf_ntohl(msg->hdr.seq);
-	sc->flow.acked = sc->flow.seq;
-	sc->flow.gen = gen;
-	sc->flow.gone_epoch = 0;
-	sc->flow.store = store;
-	sc->flow.since_ns = bpf_ktime_get_ns();
-	sc->flow.until_ns = 0;
 	/*
 	 * The app's local flags are about the state it proposed: they stand
 	 * while the store's state is that proposal.  A GRANT says so; so does a
 	 * MIGRATE of the same state (a duplicated request answered twice, the
 	 * answers reordered); a MIGRATE of another state resets them.
 	 */
-	sc->flow.flags = 0;
-	if (old && (msg->hdr.type == RP_MSG_GRANT || rp_same_state(old, msg)))
-		sc->flow.flags = old->flags;
-	if (bpf_map_update_elem(&flows, &key, &sc->flow, BPF_ANY)) {
+	if (msg->hdr.type != RP_MSG_GRANT && !rp_same_state(f, msg))
+		f->flags = 0;
+	__builtin_memcpy(f->state, msg->state, RP_STATE_MAX);
+	f->state_len = msg->hdr.state_len;
+	f->epoch = epoch;
+	f->seq = bpf_ntohl(msg->hdr.seq);
+	f->acked = f->seq;
+	f->gen = gen;
+	f->gone_epoch = 0;
+	f->store = store;
+	f->since_ns = now;
+	f->until_ns = 0;
+	return RP_INSTALLED;
+}
+
+/* GRANT and MIGRATE: install the lease, then process the echoed packet. */
+static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __u16 store)
+{
+	__u32 epoch = bpf_ntohl(msg->hdr.epoch), live;
+	__u16 gen = bpf_ntohs(msg->hdr.gen);
+	struct rp_dp_session *sess = rp_session(store);
+	struct rp_scratch *sc = rp_scratch();
+	enum rp_install_verdict v;
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+	__u64 now;
+
+	/* a grant under the session's epoch, live or not (it may be renewed) */
+	live = sess ? RP_READ_ONCE(sess->epoch) : 0;
+	if (!sc || !epoch || epoch != live) {
+		rp_stat(RP_DP_drop_stale_grant);
+		return XDP_DROP;
+	}
+	__builtin_memcpy(&key, &msg->key, sizeof(key));
+	/* a new entry holds nothing, and takes the grant under its lock as any */
+	f = rp_scratch_flow(sc);
+	f->store = store;
+	f = rp_flow_get(&key, f);
+	if (!f) {
 		rp_stat(RP_DP_drop_table_full);
 		return XDP_DROP;
 	}
-	rp_stat(msg->hdr.type == RP_MSG_GRANT ? RP_DP_grant : RP_DP_migrate);
-process:
-	has_pkt = msg->hdr.flags & RP_F_PKT;
-	if (!has_pkt)
+	now = bpf_ktime_get_ns();
+	rp_flow_lock(f);
+	v = rp_install_locked(f, msg, epoch, gen, store, now);
+	rp_flow_unlock(f);
+	if (v == RP_STALE_GRANT) {
+		rp_stat(RP_DP_drop_stale_grant);
+		return XDP_DROP;
+	}
+	if (v == RP_REGRANT)
+		rp_stat(RP_DP_regrant);
+	else
+		rp_stat(msg->hdr.type == RP_MSG_GRANT ? RP_DP_grant : RP_DP_migrate);
+	if (!(msg->hdr.flags & RP_F_PKT))
 		return XDP_DROP;	/* consumed */
 	if (rp_decap(ctx))
 		return XDP_DROP;
@@ -432,34 +467,56 @@ process:
 	return XDP_DROP;
 }
 
-static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
-{
-	struct rp_flow_key key;
-	struct rp_dp_flow *f;
-	__u32 seq = bpf_ntohl(msg->hdr.seq);
+/* What an ACK came to, decided under the flow's lock. */
+enum rp_ack_verdict {
+	RP_ACK_TAKEN,
+	RP_ACK_NOT_OWNER,
+	RP_ACK_STALE,
+	RP_ACK_AHEAD,
+};
 
-	__builtin_memcpy(&key, &msg->key, sizeof(key));
-	f = bpf_map_lookup_elem(&flows, &key);
-	if (!f || !f->epoch || f->epoch != bpf_ntohl(msg->hdr.epoch) ||
-	    f->gen != bpf_ntohs(msg->hdr.gen)) {
-		rp_stat(RP_DP_drop_ack_not_owner);
-		return XDP_DROP;
-	}
+/*
+ * Under the flow's lock: `acked` moves forward only, and only to a seq
+ * this switch wrote, whichever CPUs the ACKs and the writes run on.
+ */
+static __always_inline enum rp_ack_verdict rp_ack_locked(struct rp_dp_flow *f, __u32 epoch,
+							 __u16 gen, __u32 seq)
+{
+	if (!f->epoch || f->epoch != epoch || f->gen != gen)
+		return RP_ACK_NOT_OWNER;
 	/* release each write's packet once: a duplicate or older ACK is dropped */
-	if (!rp_seq_after(seq, f->acked)) {
-		rp_stat(RP_DP_drop_stale_ack);
-		return XDP_DROP;
-	}
+	if (!rp_seq_after(seq, f->acked))
+		return RP_ACK_STALE;
 	/*
 	 * An ACK of a write never made (a broken or forged store): taken, it
 	 * would make the next writes' ACKs look stale and their packets never
 	 * leave.  Bounded mode's snapshots carry rp-load's seqs, ahead of f->seq.
 	 */
-	if (!cfg_bounded && rp_seq_after(seq, f->seq)) {
-		rp_stat(RP_DP_drop_ack_ahead);
+	if (!cfg_bounded && rp_seq_after(seq, f->seq))
+		return RP_ACK_AHEAD;
+	f->acked = seq;
+	return RP_ACK_TAKEN;
+}
+
+static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
+{
+	enum rp_ack_verdict v = RP_ACK_NOT_OWNER;
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+
+	__builtin_memcpy(&key, &msg->key, sizeof(key));
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (f) {
+		rp_flow_lock(f);
+		v = rp_ack_locked(f, bpf_ntohl(msg->hdr.epoch), bpf_ntohs(msg->hdr.gen),
+				  bpf_ntohl(msg->hdr.seq));
+		rp_flow_unlock(f);
+	}
+	if (v != RP_ACK_TAKEN) {
+		rp_stat(v == RP_ACK_STALE ? RP_DP_drop_stale_ack :
+			v == RP_ACK_AHEAD ? RP_DP_drop_ack_ahead : RP_DP_drop_ack_not_owner);
 		return XDP_DROP;
 	}
-	f->acked = seq;
 	rp_stat(RP_DP_ack);
 	if (!(msg->hdr.flags & RP_F_PKT))
 		return XDP_DROP;
@@ -467,51 +524,16 @@ static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 }
 
 /*
- * A revoke of a flow this switch has no entry for: its grant may still be
- * on the way.  An entry that holds nothing records the holding as given up.
+ * Under the flow's lock: gives up the holding a REVOKE names, held or not.
+ * It names the holding the store wants back: the switch gives up that one
+ * or any earlier one it might still hold, records it as given up, and so
+ * refuses its grant if one arrives late.  True if it was held.
  */
-static __always_inline bool rp_remember_revoke(const struct rp_flow_key *key, __u32 epoch,
-					       __u16 gen)
+static __always_inline bool rp_revoke_locked(struct rp_dp_flow *f, __u32 epoch, __u16 gen,
+					     __u64 now)
 {
-	struct rp_scratch *sc = rp_scratch();
-
-	if (!sc)
-		return false;
-	__builtin_memset(&sc->flow, 0, sizeof(sc->flow));
-	sc->flow.gone_epoch = epoch;
-	sc->flow.gen = gen;
-	sc->flow.store = rp_store_of(key);
-	bpf_map_update_elem(&flows, key, &sc->flow, BPF_NOEXIST);
-	return false;
-}
-
-/*
- * Drops the flow's lease when the message is about the holding this switch
- * has.  A REVOKE (`gone`) names the holding the store wants back: the switch
- * gives up that one or any earlier one it might still hold, records it as
- * given up, and so refuses its grant if one arrives late.  A REJECT drops
- * the lease only for the very holding it names, without that record: the
- * store still counts the switch as the owner and will regrant it.
- */
-static __always_inline bool rp_drop_lease(struct rp_msg *msg, bool gone)
-{
-	__u16 gen = bpf_ntohs(msg->hdr.gen);
-	__u32 epoch = bpf_ntohl(msg->hdr.epoch);
-	struct rp_flow_key key;
-	struct rp_dp_flow *f;
 	bool held;
 
-	__builtin_memcpy(&key, &msg->key, sizeof(key));
-	f = bpf_map_lookup_elem(&flows, &key);
-	if (!gone) {
-		if (!f || !f->epoch || f->epoch != epoch || f->gen != gen)
-			return false;	/* about another holding, or not ours */
-		f->epoch = 0;	/* kept as a hint of the state: the next packet asks again */
-		f->until_ns = bpf_ktime_get_ns();
-		return true;
-	}
-	if (!f)
-		return rp_remember_revoke(&key, epoch, gen);
 	if (f->epoch == epoch && rp_gen_after(f->gen, gen))
 		return false;	/* about an earlier holding: this one stays */
 	if (!f->epoch && f->gone_epoch == epoch && !rp_gen_after(gen, f->gen))
@@ -525,32 +547,78 @@ static __always_inline bool rp_drop_lease(struct rp_msg *msg, bool gone)
 	 */
 	held = f->epoch == epoch;
 	if (f->epoch)
-		f->until_ns = bpf_ktime_get_ns();
+		f->until_ns = now;
 	f->gone_epoch = epoch;
 	f->gen = gen;
 	f->epoch = 0;
 	return held;
 }
 
-/* Which REJECTs mean this switch is out of step and must give the lease up. */
-static __always_inline bool rp_reject_drops_lease(const struct rp_msg *msg)
+/*
+ * A REVOKE: the holding it names given up, in an entry made for it when
+ * there was none (its grant may still be on the way, and must be refused
+ * when it comes).  True if the flow was held.
+ */
+static __always_inline bool rp_revoke(const struct rp_msg *msg)
 {
+	__u16 gen = bpf_ntohs(msg->hdr.gen);
+	__u32 epoch = bpf_ntohl(msg->hdr.epoch);
+	struct rp_scratch *sc = rp_scratch();
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
+	__u64 now;
+	bool held;
 
-	switch (msg->hdr.reason) {
-	case RP_REJ_NOT_OWNER:
-	case RP_REJ_CONFLICT:
-		return true;
-	case RP_REJ_STALE:
-		/* only when the store is ahead: else a late copy of an old write */
-		__builtin_memcpy(&key, &msg->key, sizeof(key));
-		f = bpf_map_lookup_elem(&flows, &key);
-		return f && rp_seq_after(bpf_ntohl(msg->hdr.seq), f->seq);
-	default:
-		/* about the request, not the holding (busy, timeout, not_head, ...) */
+	if (!sc)
 		return false;
+	__builtin_memcpy(&key, &msg->key, sizeof(key));
+	/* made blank, it takes the revoke under its lock as any entry */
+	f = rp_scratch_flow(sc);
+	f->store = rp_store_of(&key);
+	f = rp_flow_get(&key, f);
+	if (!f)
+		return false;
+	now = bpf_ktime_get_ns();
+	rp_flow_lock(f);
+	held = rp_revoke_locked(f, epoch, gen, now);
+	rp_flow_unlock(f);
+	return held;
+}
+
+/*
+ * A REJECT: drops the flow's lease when the store says this switch is out
+ * of step (not the owner, a conflict, or a stale seq while the store is
+ * ahead; else a late copy of an old write), and only for the very holding
+ * it names, without a given-up record: the store still counts the switch
+ * as the owner and will regrant it.  True if a lease was dropped.
+ */
+static __always_inline bool rp_reject(const struct rp_msg *msg)
+{
+	__u16 gen = bpf_ntohs(msg->hdr.gen);
+	__u32 epoch = bpf_ntohl(msg->hdr.epoch), seq = bpf_ntohl(msg->hdr.seq);
+	__u8 reason = msg->hdr.reason;
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+	bool drop = false;
+	__u64 now;
+
+	/* the rest are about the request, not the holding (busy, timeout, ...) */
+	if (reason != RP_REJ_NOT_OWNER && reason != RP_REJ_CONFLICT && reason != RP_REJ_STALE)
+		return false;
+	__builtin_memcpy(&key, &msg->key, sizeof(key));
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f)
+		return false;
+	now = bpf_ktime_get_ns();
+	rp_flow_lock(f);
+	if (f->epoch && f->epoch == epoch && f->gen == gen &&
+	    (reason != RP_REJ_STALE || rp_seq_after(seq, f->seq))) {
+		f->epoch = 0;	/* kept as a hint of the state: the next packet asks again */
+		f->until_ns = now;
+		drop = true;
 	}
+	rp_flow_unlock(f);
+	return drop;
 }
 
 SEC("xdp")
@@ -629,11 +697,11 @@ int rp_store_rx(struct xdp_md *ctx)
 		 * numbers: give the lease up; the next packet asks again and
 		 * the grant brings the store's state and seq back.
 		 */
-		if (rp_reject_drops_lease(msg) && rp_drop_lease(msg, false))
+		if (rp_reject(msg))
 			rp_stat(RP_DP_reject_lost_lease);
 		return XDP_DROP;	/* the echoed packet is never released */
 	case RP_MSG_REVOKE: {
-		bool held = rp_drop_lease(msg, true);
+		bool held = rp_revoke(msg);
 
 		rp_stat(held ? RP_DP_revoke : RP_DP_revoke_unknown);
 		if (tail)

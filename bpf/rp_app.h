@@ -8,15 +8,20 @@
  *                lease request, proposing the app's initial state (or, with
  *                no proposal, a lookup that never creates the flow); the
  *                grant brings it back through the app with the lease held;
- *   rp_write()   the app changed the flow's state: the output packet rides
- *                in a write to the flow's store chain and leaves on the ACK;
+ *   rp_send_write()  the app changed the flow's state under its lock and
+ *                built the write there (rp_write_locked()): the output
+ *                packet rides in the write to the flow's store chain and
+ *                leaves on the ACK;
  *   rp_pass()    the packet only read the state: forwarded at once;
  *   XDP_DROP or XDP_PASS, counted.
  *
  * Leases, sessions, sequence numbers, retransmission, chains and forwarding
- * are the shared code's business.  Two rules: ask for a lease before
+ * are the shared code's business.  Three rules: ask for a lease before
  * changing the packet (a lease request carries the packet as it came, and
- * it comes back through the app), and write before the packet leaves.
+ * it comes back through the app), write before the packet leaves, and
+ * look at a flow's lease and state, and change them, only under the flow's
+ * lock (rp_flow_lock(): the packets of one flow, and the store's messages
+ * about it, run on several CPUs at once; docs/DATAPLANE.md, "Concurrency").
  *
  * Built with -DRP_NO_REPLICATION the same calls keep the state locally: a
  * proposal is installed at once and the packet goes through the app again,
@@ -144,40 +149,89 @@ static __always_inline bool rp_write_pending(const struct rp_dp_flow *f)
 static __always_inline void rp_flow_note(struct rp_scratch *sc, const struct rp_flow_key *key,
 					 const void *state, __u32 len, __u8 flags)
 {
-	__builtin_memset(&sc->flow, 0, sizeof(sc->flow));
-	__builtin_memcpy(sc->flow.state, state, len);
-	sc->flow.state_len = (__u8)len;
-	sc->flow.flags = flags;
-	sc->flow.store = rp_store_of(key);
-	bpf_map_update_elem(&flows, key, &sc->flow, BPF_NOEXIST);
+	struct rp_dp_flow *f = rp_scratch_flow(sc);
+
+	__builtin_memcpy(f->state, state, len);
+	f->state_len = (__u8)len;
+	f->flags = flags;
+	f->store = rp_store_of(key);
+	bpf_map_update_elem(&flows, key, f, BPF_NOEXIST);
+}
+
+/*
+ * Under the held flow's lock, after the app changed f->state (len bytes, a
+ * constant): the write with the next sequence number, built in the scratch
+ * with a copy of the state it carries.  The sequence number and the state
+ * are taken in one step, so that no two writes share a seq and each one
+ * carries the state its seq stands for.
+ */
+static __always_inline void rp_write_locked(struct rp_scratch *sc, struct rp_dp_flow *f, __u32 len)
+{
+	sc->type = RP_MSG_WRITE;
+	sc->seq = ++f->seq;
+#ifdef RP_NO_REPLICATION
+	f->acked = f->seq;	/* committed at once */
+#endif
+	sc->epoch = f->epoch;
+	sc->gen = f->gen;
+	sc->store = f->store;
+	__builtin_memcpy(sc->state, f->state, RP_STATE_MAX);
+	sc->state_len = (__u8)len;
+	sc->flags = RP_F_STATE;
+}
+
+/*
+ * The translating applications (the NAT, the load balancer) keep one shape
+ * of state in both keys of a connection: the address and port to put in,
+ * the direction, and the FIN and RST bits seen (struct rp_nat_state,
+ * struct rp_lb_state).
+ */
+struct rp_xlate_state {
+	__be32 addr;
+	__be16 port;
+	__u8 dir;
+	__u8 closing;	/* RP_XLATE_FIN | RP_XLATE_RST */
+};
+
+#define RP_XLATE_FIN	0x01
+#define RP_XLATE_RST	0x02
+
+_Static_assert(sizeof(struct rp_xlate_state) == sizeof(struct rp_nat_state) &&
+	       sizeof(struct rp_xlate_state) == sizeof(struct rp_lb_state) &&
+	       RP_XLATE_FIN == RP_NAT_FIN && RP_XLATE_FIN == RP_LB_FIN &&
+	       RP_XLATE_RST == RP_NAT_RST && RP_XLATE_RST == RP_LB_RST,
+	       "the NAT's and the LB's states are translations");
+
+static __always_inline __u8 rp_xlate_closing_bits(const struct rp_pkt *p)
+{
+	__u8 tf = rp_tcp_flags(p);
+
+	return (tf & RP_TCP_FIN ? RP_XLATE_FIN : 0) | (tf & RP_TCP_RST ? RP_XLATE_RST : 0);
+}
+
+/*
+ * Under the held key's lock: its translation into *st, and whether the
+ * packet (closing bits `bits`) writes, the write then built in the scratch.
+ * A FIN or RST writes when it changes the state, or when the write that
+ * changed it is not acknowledged yet: the local state is ahead of the
+ * store, and a packet may leave only on what the store knows (a
+ * retransmitted FIN goes through the store again).
+ */
+static __always_inline bool rp_xlate_take_locked(struct rp_scratch *sc, struct rp_dp_flow *f,
+						 __u8 bits, struct rp_xlate_state *st)
+{
+	struct rp_xlate_state *cur = (struct rp_xlate_state *)f->state;
+	bool write = (bits & ~cur->closing) || (bits && rp_write_pending(f));
+
+	if (write) {
+		cur->closing |= bits;
+		rp_write_locked(sc, f, sizeof(*cur));
+	}
+	__builtin_memcpy(st, cur, sizeof(*st));
+	return write;
 }
 
 #ifndef RP_NO_REPLICATION
-
-/* Hands the packet to the emitter with a request about `key` (state: len bytes, a constant). */
-static __always_inline int rp_request(struct xdp_md *ctx, struct rp_scratch *sc, __u8 type,
-				      const struct rp_flow_key *key, const void *state, __u32 len,
-				      __u32 seq, __u16 store, __u32 epoch, __u16 gen)
-{
-	sc->type = type;
-	sc->gen = gen;
-	sc->key = *key;
-	sc->store = store;
-	sc->seq = seq;
-	sc->epoch = epoch;
-	__builtin_memset(sc->state, 0, RP_STATE_MAX);
-	if (state) {
-		__builtin_memcpy(sc->state, state, len);
-		sc->state_len = (__u8)len;
-		sc->flags = RP_F_STATE;
-	} else {
-		sc->state_len = 0;
-		sc->flags = 0;
-	}
-	bpf_tail_call(ctx, &progs, RP_PROG_EMIT);
-	rp_stat(RP_DP_drop_tail_call);
-	return XDP_DROP;
-}
 
 /*
  * No lease on `key`: the packet rides to the store in a lease request,
@@ -190,11 +244,11 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 				    const struct rp_flow_key *key, const void *proposal, __u32 len)
 {
 	__u16 store = rp_store_of(key);
-	struct rp_dp_session *sess = rp_session(store);
+	__u32 live = rp_live_epoch(store, rp_lease_now());
 	struct rp_dp_flow *f;
 	__u16 gone = 0;
 
-	if (!rp_session_live(sess)) {
+	if (!live) {
 		rp_stat(RP_DP_drop_no_session);
 		return XDP_DROP;
 	}
@@ -204,67 +258,101 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 	 * in bounded mode, where only rp-load's ack carries the final state.
 	 */
 	f = bpf_map_lookup_elem(&flows, key);
-	if (f && !f->epoch && f->gone_epoch == sess->epoch && !cfg_bounded)
-		gone = f->gen;
-	return rp_request(ctx, sc, RP_MSG_LEASE_REQ, key, proposal, len, 0, store, sess->epoch,
-			  gone);
+	if (f && !cfg_bounded) {
+		rp_flow_lock(f);
+		if (!f->epoch && f->gone_epoch == live)
+			gone = f->gen;
+		rp_flow_unlock(f);
+	}
+	sc->type = RP_MSG_LEASE_REQ;
+	sc->gen = gone;
+	sc->key = *key;
+	sc->store = store;
+	sc->seq = 0;
+	sc->epoch = live;
+	__builtin_memset(sc->state, 0, RP_STATE_MAX);
+	if (proposal) {
+		__builtin_memcpy(sc->state, proposal, len);
+		sc->state_len = (__u8)len;
+		sc->flags = RP_F_STATE;
+	} else {
+		sc->state_len = 0;
+		sc->flags = 0;
+	}
+	bpf_tail_call(ctx, &progs, RP_PROG_EMIT);
+	rp_stat(RP_DP_drop_tail_call);
+	return XDP_DROP;
 }
 
 /*
- * The app changed the held flow's state (f->state, len bytes, a constant):
- * a write with the next sequence number, the packet as it is now riding in
- * it, released by the ACK.
+ * The write rp_write_locked() built for `key` goes out: the packet as it is
+ * now rides in it, released by the ACK.
  */
-static __always_inline int rp_write(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p,
-				    const struct rp_flow_key *key, struct rp_dp_flow *f, __u32 len)
+static __always_inline int rp_send_write(struct xdp_md *ctx, struct rp_scratch *sc,
+					 struct rp_pkt *p, const struct rp_flow_key *key)
 {
-	f->seq++;
-	return rp_request(ctx, sc, RP_MSG_WRITE, key, f->state, len, f->seq, f->store, f->epoch,
-			  f->gen);
+	sc->key = *key;
+	bpf_tail_call(ctx, &progs, RP_PROG_EMIT);
+	rp_stat(RP_DP_drop_tail_call);
+	return XDP_DROP;
 }
 
 #else /* RP_NO_REPLICATION: the state stays here */
-
-/* The epoch of a flow installed locally; 0 stays "not held". */
-#define RP_LOCAL_EPOCH	1
 
 /* As a grant would: the proposal installed, the packet through the app again. */
 static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 				    const struct rp_flow_key *key, const void *proposal, __u32 len)
 {
-	struct rp_dp_flow *old;
+	struct rp_dp_flow *init, *f;
 
 	if (!proposal) {
 		/* nothing to look up elsewhere */
 		rp_stat(RP_DP_drop_unknown_flow);
 		return XDP_DROP;
 	}
-	old = bpf_map_lookup_elem(&flows, key);
-	__builtin_memset(&sc->flow, 0, sizeof(sc->flow));
-	__builtin_memcpy(sc->flow.state, proposal, len);
-	sc->flow.state_len = (__u8)len;
-	sc->flow.epoch = RP_LOCAL_EPOCH;
-	if (old)
-		sc->flow.flags = old->flags;	/* a GRANT keeps them */
-	if (bpf_map_update_elem(&flows, key, &sc->flow, BPF_ANY)) {
+	__builtin_memset(sc->state, 0, RP_STATE_MAX);
+	__builtin_memcpy(sc->state, proposal, len);
+	init = rp_scratch_flow(sc);
+	f = rp_flow_get(key, init);
+	if (!f) {
 		rp_stat(RP_DP_drop_table_full);
 		return XDP_DROP;
 	}
+	/* in place; the app's local flags stay, as a GRANT keeps them */
+	rp_flow_lock(f);
+	__builtin_memcpy(f->state, sc->state, RP_STATE_MAX);
+	f->state_len = (__u8)len;
+	f->epoch = RP_LOCAL_EPOCH;
+	f->seq = 0;
+	f->acked = 0;
+	rp_flow_unlock(f);
 	rp_stat(RP_DP_grant);
 	bpf_tail_call(ctx, &progs, cfg_app);
 	rp_stat(RP_DP_drop_tail_call);
 	return XDP_DROP;
 }
 
-/* The write commits at once. */
-static __always_inline int rp_write(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p,
-				    const struct rp_flow_key *key, struct rp_dp_flow *f, __u32 len)
+/* The write committed at once (rp_write_locked()): forwarded. */
+static __always_inline int rp_send_write(struct xdp_md *ctx, struct rp_scratch *sc,
+					 struct rp_pkt *p, const struct rp_flow_key *key)
 {
-	f->seq++;
-	f->acked = f->seq;
 	return rp_pass(ctx, sc, p);
 }
 
 #endif /* RP_NO_REPLICATION */
+
+/*
+ * The translation onto the packet (its source when `src`, else its
+ * destination); then the write rp_xlate_take_locked() built, or forwarded.
+ */
+static __always_inline int rp_xlate_apply(struct xdp_md *ctx, struct rp_scratch *sc,
+					  struct rp_pkt *p, const struct rp_flow_key *key,
+					  const struct rp_xlate_state *st, bool src, bool write)
+{
+	rp_rewrite(p, src, st->addr, st->port);
+	if (write)
+		return rp_send_write(ctx, sc, p, key);
+	return rp_pass(ctx, sc, p);
+}
 
 #endif /* __RP_APP_H */

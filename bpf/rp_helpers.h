@@ -118,27 +118,8 @@ static __always_inline struct rp_dp_session *rp_session(__u16 store)
 	return bpf_map_lookup_elem(&sessions, &idx);
 }
 
-/*
- * The session is live: one read of its expiry (DESIGN.md's safety rule).
- * The coarse clock costs a fraction of bpf_ktime_get_ns(); it lags by up to
- * one tick, which rp-load takes off the expiry it writes.
- */
-static __always_inline bool rp_session_live(const struct rp_dp_session *s)
-{
-	return s && s->epoch && bpf_ktime_get_coarse_ns() < s->expiry_ns;
-}
-
-#ifndef RP_NO_REPLICATION
-/* This switch holds the flow's lease at `now` (rp_lease_now()). */
-static __always_inline bool rp_lease_held_at(const struct rp_dp_flow *f, __u64 now)
-{
-	struct rp_dp_session *s;
-
-	if (!f || !f->epoch)
-		return false;
-	s = rp_session(f->store);
-	return s && f->epoch == s->epoch && now < s->expiry_ns;
-}
+/* One load the compiler may neither split, repeat nor move. */
+#define RP_READ_ONCE(x)	(*(const volatile typeof(x) *)&(x))
 
 /* The clock leases are judged by; one read serves a packet that checks several. */
 static __always_inline __u64 rp_lease_now(void)
@@ -146,33 +127,93 @@ static __always_inline __u64 rp_lease_now(void)
 	return bpf_ktime_get_coarse_ns();
 }
 
-/* This switch holds the flow's lease now. */
-static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
+#ifndef RP_NO_REPLICATION
+/*
+ * The epoch of chain `store`'s session if it is live at `now`, else 0: one
+ * read of its expiry (DESIGN.md's safety rule).  The coarse clock costs a
+ * fraction of bpf_ktime_get_ns(); it lags by up to one tick, which rp-load
+ * takes off the expiry it writes.  No lock: every packet of every CPU reads
+ * the session, and a lock would bounce its cache line between them all.
+ * rp-load writes a new epoch with expiry 0 first, then its expiry; read
+ * expiry first, then epoch, a packet never pairs an old epoch with a new
+ * expiry (loads are not reordered with loads on x86-64; docs/DATAPLANE.md,
+ * "Concurrency").
+ */
+static __always_inline __u32 rp_live_epoch(__u16 store, __u64 now)
 {
-	struct rp_dp_session *s;
+	struct rp_dp_session *s = rp_session(store);
+	__u64 expiry;
 
-	if (!f || !f->epoch)
-		return false;
-	s = rp_session(f->store);
-	return s && f->epoch == s->epoch && bpf_ktime_get_coarse_ns() < s->expiry_ns;
+	if (!s)
+		return 0;
+	expiry = RP_READ_ONCE(s->expiry_ns);
+	if (now >= expiry)
+		return 0;
+	return RP_READ_ONCE(s->epoch);
 }
 #else
-/* No store: a flow installed here is this switch's (rp_app.h, RP_LOCAL_EPOCH). */
-static __always_inline bool rp_lease_held_at(const struct rp_dp_flow *f, __u64 now)
-{
-	return f && f->epoch;
-}
+/* The epoch of a flow installed locally; 0 stays "not held". */
+#define RP_LOCAL_EPOCH	1
 
-static __always_inline __u64 rp_lease_now(void)
+/* No store: a flow installed here is this switch's. */
+static __always_inline __u32 rp_live_epoch(__u16 store, __u64 now)
 {
-	return 0;
-}
-
-static __always_inline bool rp_lease_held(const struct rp_dp_flow *f)
-{
-	return rp_lease_held_at(f, 0);
+	return RP_LOCAL_EPOCH;
 }
 #endif
+
+/*
+ * This switch holds the flow's lease, `live` being its chain's live epoch
+ * (rp_live_epoch()).  Under the flow's lock, or on a copy made under it.
+ */
+static __always_inline bool rp_held(const struct rp_dp_flow *f, __u32 live)
+{
+	return f->epoch && f->epoch == live;
+}
+
+/*
+ * A flow's lock.  Between the two, no helper may be called (the verifier's
+ * rule for bpf_spin_lock): what a program decides about a flow under it is
+ * plain code, with helpers called before (clocks, lookups) and after
+ * (counters, tail calls).
+ */
+static __always_inline void rp_flow_lock(struct rp_dp_flow *f)
+{
+	bpf_spin_lock(&f->lock);
+}
+
+static __always_inline void rp_flow_unlock(struct rp_dp_flow *f)
+{
+	bpf_spin_unlock(&f->lock);
+}
+
+/* The scratch's flow value being built, zeroed. */
+static __always_inline struct rp_dp_flow *rp_scratch_flow(struct rp_scratch *sc)
+{
+	struct rp_dp_flow *f = (struct rp_dp_flow *)sc->flow;
+
+	__builtin_memset(f, 0, sizeof(*f));
+	return f;
+}
+
+/*
+ * The entry for `key`, made from `init` (the scratch's flow) if there was
+ * none: in place, never replaced.  A replaced element goes back to the
+ * map's free list while another CPU may still be writing through its
+ * pointer; changes are made in place, under the lock, instead.  NULL when
+ * the map is full.
+ */
+static __always_inline struct rp_dp_flow *rp_flow_get(const struct rp_flow_key *key,
+						      const struct rp_dp_flow *init)
+{
+	struct rp_dp_flow *f = bpf_map_lookup_elem(&flows, key);
+
+	if (f)
+		return f;
+	/* -EEXIST: another CPU made it in between; either way it is there now */
+	bpf_map_update_elem(&flows, key, init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&flows, key);
+}
 
 static __always_inline void rp_ip_decrease_ttl(struct iphdr *ip)
 {

@@ -110,8 +110,12 @@ struct rp_scratch {
 	__u32 epoch;
 	struct rp_flow_key key;
 	__u8 state[RP_STATE_MAX];
-	/* a flow value being built (too big for the stack of a chain) */
-	struct rp_dp_flow flow;
+	/*
+	 * A flow value being built (too big for the stack of a chain), as
+	 * bytes: a per-CPU map's value may not hold a bpf_spin_lock
+	 * (rp_scratch_flow() gives it its type).
+	 */
+	__u8 flow[sizeof(struct rp_dp_flow)] __attribute__((aligned(8)));
 };
 
 struct {

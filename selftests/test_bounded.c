@@ -457,7 +457,8 @@ static uint64_t counted(unsigned int i)
 	inet_pton(AF_INET, RP_TOPO_CLIENT, &c);
 	inet_pton(AF_INET, RP_TOPO_SERVER, &s);
 	dir = rp_counter_key(&key, IPPROTO_UDP, c.s_addr, htons(PORT_C), s.s_addr, htons(PORT_S));
-	cr_assert_eq(bpf_map_lookup_elem(fd, &key, &f), 0, "switch %u has the connection", i + 1);
+	cr_assert_eq(bpf_map_lookup_elem_flags(fd, &key, &f, BPF_F_LOCK), 0, "switch %u has the connection",
+		     i + 1);
 	close(fd);
 	cr_assert_eq(f.state_len, sizeof(st));
 	memcpy(&st, f.state, sizeof(st));

@@ -305,7 +305,7 @@ static void check_flows(void)
 	while (!bpf_map_get_next_key(fx.map_flows, prev, &next)) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fx.map_flows, &key, &f))
+		if (bpf_map_lookup_elem_flags(fx.map_flows, &key, &f, BPF_F_LOCK))
 			continue;	/* gone meanwhile: nothing runs meanwhile, though */
 		cr_assert(f.epoch == 0 || f.epoch == FX_EPOCH, "a lease of epoch %u", f.epoch);
 		cr_assert_eq(f.store, 0, "a flow of chain %u, of one", f.store);

@@ -271,7 +271,7 @@ static struct rp_dp_flow sw1_flow(const struct rp_flow_key *key)
 	int fd = rp_topo_open_pin(&topo, 0, "flows");
 
 	cr_assert_geq(fd, 0);
-	cr_assert_eq(bpf_map_lookup_elem(fd, key, &f), 0, "sw1 has the connection");
+	cr_assert_eq(bpf_map_lookup_elem_flags(fd, key, &f, BPF_F_LOCK), 0, "sw1 has the connection");
 	close(fd);
 	return f;
 }

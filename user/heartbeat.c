@@ -260,8 +260,10 @@ static void on_ack(struct rp_agent *a, unsigned int i, unsigned int r, const str
 		s->expiry_ns = 0;
 		a->stats[RP_AG_session_new]++;
 		/*
-		 * The data plane reads epoch and expiry separately: the new epoch
-		 * goes in first with no time left, then the expiry below.
+		 * The data plane reads expiry, then epoch, without a lock
+		 * (bpf/rp_helpers.h, rp_live_epoch): the new epoch goes in
+		 * first with no time left, then the expiry below, so that no
+		 * packet pairs the old epoch with the new expiry.
 		 */
 		put_session(a, i, 0);
 	}

@@ -271,7 +271,7 @@ void rp_rtx_poll(struct rp_agent *a, uint64_t now)
 			continue;
 		}
 		/* the data plane keeps the newest acked seq per flow */
-		if (bpf_map_lookup_elem(flows_fd, &s->key, &f) || f.epoch != s->epoch ||
+		if (bpf_map_lookup_elem_flags(flows_fd, &s->key, &f, BPF_F_LOCK) || f.epoch != s->epoch ||
 		    f.gen != s->gen) {
 			slot_free(a, s, RP_AG_writes_abandoned);	/* the lease is gone */
 		} else if (!rp_seq_after(s->seq, f.acked)) {

@@ -185,12 +185,15 @@ static void queue(struct rp_agent *a, const struct rp_msg_view *v, const struct 
 		flush(a);
 }
 
-/* Every flow of the map into s->keys/vals. */
+/*
+ * Every flow of the map into s->keys/vals, each value copied under its
+ * lock: a count and the seq it goes with are one step's.
+ */
 static int read_flows(struct rp_agent *a)
 {
 	struct rp_snap *s = a->snap;
 	int fd = bpf_map__fd(a->skel->maps.flows);
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_F_LOCK);
 	uint32_t batch = 0;
 	bool first = true;
 
@@ -325,7 +328,7 @@ void rp_snap_revoke(struct rp_agent *a, const struct rp_msg_view *rv,
 	struct rp_dp_flow f;
 	int len;
 
-	if (!bpf_map_lookup_elem(fd, &rv->key, &f) && !f.epoch && f.gone_epoch == rv->epoch &&
+	if (!bpf_map_lookup_elem_flags(fd, &rv->key, &f, BPF_F_LOCK) && !f.epoch && f.gone_epoch == rv->epoch &&
 	    f.gen == rv->gen && f.state_len && f.state_len <= RP_STATE_MAX) {
 		struct snap_ent *e = a->snap ? tab_find(&a->snap->tab[a->snap->cur], &rv->key)
 					     : NULL;

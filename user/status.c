@@ -89,7 +89,7 @@ int rp_status(const char *ifname)
 
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(flows, &key, &f))
+		if (bpf_map_lookup_elem_flags(flows, &key, &f, BPF_F_LOCK))
 			continue;
 		nflows++;
 		if (f.store < RP_MAX_STORES && f.epoch && f.epoch == sess[f.store].epoch &&

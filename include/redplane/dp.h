@@ -6,6 +6,7 @@
 #ifndef __REDPLANE_DP_H
 #define __REDPLANE_DP_H
 
+#include <linux/bpf.h>
 #include <linux/types.h>
 
 #include "redplane/proto.h"
@@ -35,7 +36,12 @@ _Static_assert((int)__RP_APP_MAX <= (int)RP_PROG_EMIT, "app slots fit before the
 #define RP_DPF_REV_PENDING	0x01	/* NAT, LB: the reverse key is not yet in the store */
 #define RP_DPF_REV_KNOWN	0x02	/* LB: the reverse key is noted here */
 
-/* Value of the flows map; the key is a struct rp_flow_key. */
+/*
+ * Value of the flows map; the key is a struct rp_flow_key.  Every change of
+ * a flow (its lease, seq, acked and the app's state) is made under `lock`,
+ * in place, by any CPU; rp-load reads it with BPF_F_LOCK (docs/DATAPLANE.md,
+ * "Concurrency").
+ */
 struct rp_dp_flow {
 	__u8 state[RP_STATE_MAX];
 	/*
@@ -53,6 +59,8 @@ struct rp_dp_flow {
 	__u16 store;		/* index of the store chain that owns the flow */
 	__u8 state_len;
 	__u8 flags;		/* RP_DPF_* */
+	__u16 pad;
+	struct bpf_spin_lock lock;
 };
 
 /* A store replica's address, in network order. */
@@ -69,6 +77,11 @@ struct rp_dp_store {
  * again, a lease request asked again by the flow's next packet).
  */
 struct rp_dp_session {
+	/*
+	 * Read without a lock by every packet: expiry first, then epoch; a new
+	 * epoch goes in with expiry 0 before its expiry does (user/heartbeat.c),
+	 * so no packet sees an old epoch with a new expiry.
+	 */
 	__u64 expiry_ns;	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 	__u32 epoch;		/* 0 = no session */
 	__u32 pad;

@@ -60,6 +60,8 @@ static inline void rp_sketch_key(struct rp_flow_key *k, __u32 id, __u32 row, __u
 #define RP_SKETCH_STATS(X)						\
 	X(sketch_update)	/* a packet counted in every row */	\
 	X(sketch_heavy)		/* ... whose source is at or above the threshold */ \
-	X(sketch_heavy_full)	/* heavy map update failed */
+	X(sketch_heavy_full)	/* heavy map update failed */		\
+	X(sketch_lost)		/* a row's chunk revoked between the look and \
+				   the count: not counted there */
 
 #endif /* __REDPLANE_SKETCH_H */
