@@ -57,11 +57,11 @@ static __always_inline void fw_open(struct rp_fw_state *s, bool tcp, bool out, _
 	s->seen_ns = tcp ? 0 : now;
 }
 
-static __always_inline bool fw_state_ok(const struct rp_dp_flow *f, bool tcp)
+static __always_inline bool fw_state_ok(const __u8 *state, __u8 state_len, bool tcp)
 {
-	const struct rp_fw_state *s = (const struct rp_fw_state *)f->state;
+	const struct rp_fw_state *s = (const struct rp_fw_state *)state;
 
-	if (f->state_len != sizeof(*s) || (s->origin != RP_FW_OUT && s->origin != RP_FW_IN))
+	if (state_len != sizeof(*s) || (s->origin != RP_FW_OUT && s->origin != RP_FW_IN))
 		return false;
 	return tcp ? s->phase >= RP_FW_SYN_SENT && s->phase <= RP_FW_CLOSED
 		   : s->phase == RP_FW_UDP;
@@ -190,7 +190,7 @@ static __always_inline enum fw_verdict fw_step_locked(struct rp_scratch *sc, str
 	__builtin_memcpy(st, cur, sizeof(*st));
 	if (!rp_held(f, live))
 		return FW_NOT_HELD;
-	if (!fw_state_ok(f, tcp))
+	if (!fw_state_ok(f->state, f->state_len, tcp))
 		return FW_BAD_STATE;
 	__builtin_memcpy(&next, cur, sizeof(next));
 	ok = tcp ? fw_tcp_next(&next, may_open, out, tf) : fw_udp_next(&next, may_open, out, now);
@@ -210,7 +210,8 @@ int rp_app_fw(struct xdp_md *ctx)
 	struct rp_pkt p;
 	struct rp_scratch *sc = rp_app_begin(ctx, &p);
 	bool out, in, tcp, may_open, known, refresh = false;
-	struct rp_fw_state st;
+	struct rp_fw_state st, next;
+	struct rp_flow_view view;
 	struct rp_flow_key key;
 	enum fw_verdict v;
 	struct rp_dp_flow *f;
@@ -241,6 +242,19 @@ int rp_app_fw(struct xdp_md *ctx)
 	live = rp_live_epoch(rp_store_of(&key), rp_lease_now());
 	now = tcp ? 0 : bpf_ktime_get_tai_ns();
 	may_open = fw_may_open(&p, out);
+	if (rp_flow_peek(f, &view, sizeof(st)) && rp_view_held(&view, live) &&
+	    fw_state_ok(view.state, view.state_len, tcp) && view.seq == view.acked) {
+		/*
+		 * The fast path: a packet that moves the phase nowhere only
+		 * reads, and takes no lock; any other goes through the lock.
+		 */
+		__builtin_memcpy(&st, view.state, sizeof(st));
+		__builtin_memcpy(&next, &st, sizeof(next));
+		if ((tcp ? fw_tcp_next(&next, may_open, out, tf)
+			 : fw_udp_next(&next, may_open, out, now)) &&
+		    fw_same(&next, &st))
+			return rp_pass(ctx, sc, &p);
+	}
 	rp_flow_lock(f);
 	v = fw_step_locked(sc, f, live, tcp, may_open, out, tf, now, &st, &refresh);
 	known = f->state_len == sizeof(st);

@@ -108,6 +108,7 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 	__u8 bits = rp_xlate_closing_bits(p), flags;
 	struct rp_xlate_state st = {};
 	struct rp_flow_key fwd, rev;
+	struct rp_flow_view v;
 	struct rp_dp_flow *f;
 	bool held, known, write = false;
 	__u64 now = rp_lease_now();
@@ -130,6 +131,13 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
 	}
 	live = rp_live_epoch(rp_store_of(&fwd), now);
+	if (!bits && rp_flow_peek(f, &v, sizeof(st))) {
+		/* the fast path: a packet that only reads takes no lock */
+		__builtin_memcpy(&st, v.state, sizeof(st));
+		if (rp_view_held(&v, live) && v.state_len == sizeof(st) && st.dir == RP_LB_FWD &&
+		    (v.flags & (RP_DPF_REV_PENDING | RP_DPF_REV_KNOWN)) == RP_DPF_REV_KNOWN)
+			return rp_xlate_apply(ctx, sc, p, &fwd, &st, false, false);
+	}
 	rp_flow_lock(f);
 	held = rp_held(f, live);
 	known = f->state_len == sizeof(st);
@@ -197,6 +205,7 @@ static __always_inline int lb_reply(struct xdp_md *ctx, struct rp_scratch *sc, s
 	__u8 bits = rp_xlate_closing_bits(p);
 	struct rp_xlate_state st = {};
 	struct rp_flow_key rev;
+	struct rp_flow_view v;
 	struct rp_dp_flow *r;
 	bool held = false, known = false, write = false;
 	__u32 live;
@@ -205,6 +214,12 @@ static __always_inline int lb_reply(struct xdp_md *ctx, struct rp_scratch *sc, s
 	r = bpf_map_lookup_elem(&flows, &rev);
 	if (r) {
 		live = rp_live_epoch(rp_store_of(&rev), rp_lease_now());
+		if (!bits && rp_flow_peek(r, &v, sizeof(st))) {
+			__builtin_memcpy(&st, v.state, sizeof(st));
+			if (rp_view_held(&v, live) && v.state_len == sizeof(st) &&
+			    st.dir == RP_LB_REV)
+				return rp_xlate_apply(ctx, sc, p, &rev, &st, true, false);
+		}
 		rp_flow_lock(r);
 		held = rp_held(r, live);
 		known = r->state_len == sizeof(st);

@@ -98,6 +98,7 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 	__u8 bits = rp_xlate_closing_bits(p);
 	struct rp_xlate_state st = {};
 	struct rp_flow_key fwd;
+	struct rp_flow_view v;
 	struct rp_dp_flow *f;
 	bool held, pending, write = false;
 	__u64 now = rp_lease_now();
@@ -116,6 +117,13 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
 	}
 	live = rp_live_epoch(rp_store_of(&fwd), now);
+	if (!bits && rp_flow_peek(f, &v, sizeof(st))) {
+		/* the fast path: a packet that only reads takes no lock */
+		__builtin_memcpy(&st, v.state, sizeof(st));
+		if (rp_view_held(&v, live) && !(v.flags & RP_DPF_REV_PENDING) &&
+		    st.dir == RP_NAT_FWD)
+			return rp_xlate_apply(ctx, sc, p, &fwd, &st, true, false);
+	}
 	rp_flow_lock(f);
 	held = rp_held(f, live);
 	pending = f->flags & RP_DPF_REV_PENDING;
@@ -154,6 +162,7 @@ static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc
 	__u8 bits = rp_xlate_closing_bits(p);
 	struct rp_xlate_state st = {};
 	struct rp_flow_key rev;
+	struct rp_flow_view v;
 	struct rp_dp_flow *r;
 	bool held, known, write = false;
 	__u32 live;
@@ -164,6 +173,11 @@ static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc
 		/* never invent a mapping */
 		return rp_lease(ctx, sc, &rev, NULL, 0);
 	live = rp_live_epoch(rp_store_of(&rev), rp_lease_now());
+	if (!bits && rp_flow_peek(r, &v, sizeof(st))) {
+		__builtin_memcpy(&st, v.state, sizeof(st));
+		if (rp_view_held(&v, live) && v.state_len == sizeof(st) && st.dir == RP_NAT_REV)
+			return rp_xlate_apply(ctx, sc, p, &rev, &st, false, false);
+	}
 	rp_flow_lock(r);
 	held = rp_held(r, live);
 	known = r->state_len == sizeof(st);

@@ -120,6 +120,10 @@ static __always_inline struct rp_dp_session *rp_session(__u16 store)
 
 /* One load the compiler may neither split, repeat nor move. */
 #define RP_READ_ONCE(x)	(*(const volatile typeof(x) *)&(x))
+/* Nor may it move a memory access across this. */
+#define rp_barrier()	asm volatile("" ::: "memory")
+/* The state bytes rp_flow_peek() copies at most: the firewall's state */
+#define RP_PEEK_STATE	16
 
 /* The clock leases are judged by; one read serves a packet that checks several. */
 static __always_inline __u64 rp_lease_now(void)
@@ -175,16 +179,68 @@ static __always_inline bool rp_held(const struct rp_dp_flow *f, __u32 live)
  * A flow's lock.  Between the two, no helper may be called (the verifier's
  * rule for bpf_spin_lock): what a program decides about a flow under it is
  * plain code, with helpers called before (clocks, lookups) and after
- * (counters, tail calls).
+ * (counters, tail calls).  The version goes odd and back around it, for
+ * the readers that do not lock (rp_flow_peek).
  */
 static __always_inline void rp_flow_lock(struct rp_dp_flow *f)
 {
 	bpf_spin_lock(&f->lock);
+	f->version++;	/* odd: a change under way */
+	rp_barrier();
 }
 
 static __always_inline void rp_flow_unlock(struct rp_dp_flow *f)
 {
+	rp_barrier();
+	f->version++;
 	bpf_spin_unlock(&f->lock);
+}
+
+/* What a packet that only reads needs of its flow (rp_flow_peek). */
+struct rp_flow_view {
+	__u32 epoch;
+	__u32 seq;
+	__u32 acked;
+	__u8 state_len;
+	__u8 flags;
+	__u8 state[RP_PEEK_STATE];
+};
+
+/*
+ * A copy of the flow's lease, seq numbers, flags and first `len` state
+ * bytes (a constant, at most RP_PEEK_STATE) taken without the lock, as a
+ * seqlock's reader does: true if no change was under way or made meanwhile,
+ * false to take the lock instead.  A packet that only reads then writes
+ * nothing shared, so a flow read from several CPUs at once (a connection's
+ * two directions on two queues) does not move a cache line between them.
+ * Sound where a load is not reordered with a later load (x86-64: rp-load
+ * clears cfg_peek elsewhere) and the writer's stores keep their order (the
+ * lock's holder, with compiler barriers); rp-load never writes a flow.
+ */
+static __always_inline bool rp_view_held(const struct rp_flow_view *v, __u32 live)
+{
+	return v->epoch && v->epoch == live;
+}
+
+static __always_inline bool rp_flow_peek(const struct rp_dp_flow *f, struct rp_flow_view *v,
+					 __u32 len)
+{
+	__u32 version;
+
+	if (!cfg_peek)
+		return false;
+	version = RP_READ_ONCE(f->version);
+	if (version & 1)
+		return false;
+	rp_barrier();
+	v->epoch = f->epoch;
+	v->seq = f->seq;
+	v->acked = f->acked;
+	v->state_len = f->state_len;
+	v->flags = f->flags;
+	__builtin_memcpy(v->state, f->state, len);
+	rp_barrier();
+	return RP_READ_ONCE(f->version) == version;
 }
 
 /* The scratch's flow value being built, zeroed. */

@@ -32,6 +32,14 @@ const volatile __u32 cfg_nreplicas;
 const volatile struct rp_dp_replica cfg_replicas[RP_MAX_STORES * RP_MAX_REPLICAS];
 
 /*
+ * Packets that only read a flow copy it without its lock, checked by its
+ * version (rp_flow_peek): right where loads are not reordered with loads,
+ * as on x86-64; rp-load clears it elsewhere, and every packet then takes
+ * the lock.
+ */
+const volatile __u8 cfg_peek = 1;
+
+/*
  * Benchmarks only (xdp-bench): bpf_prog_test_run_opts runs every repeat on
  * the frame the previous one rewrote, so the root program first restores
  * these 64 bytes.  Zero in production, where the verifier prunes the copy.

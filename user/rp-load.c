@@ -416,6 +416,10 @@ static int load(struct rp_agent *a)
 	a->skel->rodata->cfg_src_port = htons(a->src_port);
 	a->skel->rodata->cfg_nstores = c->nstores;
 	a->skel->rodata->cfg_bounded = c->bounded;
+#ifndef __x86_64__
+	/* reads of a flow without its lock rely on x86-64's load order (rp_flow_peek) */
+	a->skel->rodata->cfg_peek = 0;
+#endif
 	a->skel->rodata->cfg_mac = c->mac;
 	a->skel->rodata->cfg_mac_key[0] = c->mac_key[0];
 	a->skel->rodata->cfg_mac_key[1] = c->mac_key[1];

@@ -60,8 +60,17 @@ struct rp_dp_flow {
 	__u8 state_len;
 	__u8 flags;		/* RP_DPF_* */
 	__u16 pad;
+	/*
+	 * Odd while a CPU changes the flow under `lock`, even otherwise: a
+	 * packet that only reads copies what it needs without the lock and
+	 * takes the copy if the version did not move (bpf/rp_helpers.h,
+	 * rp_flow_peek).
+	 */
+	__u32 version;
 	struct bpf_spin_lock lock;
 };
+
+_Static_assert(sizeof(struct rp_dp_flow) == 112, "rp_dp_flow size");
 
 /* A store replica's address, in network order. */
 struct rp_dp_store {
