@@ -85,7 +85,7 @@ FUZZ_OBJS := $(FUZZ_SRCS:%.c=$(OUTPUT)/fuzz/obj/%.o)
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(OUTPUT)/fuzz/fuzz-%)
 
 .DEFAULT_GOAL := all
-.PHONY: all test bench demo vmtest p4 verify soak help clean deps fuzz fuzz-corpus
+.PHONY: all test bench demo vmtest p4 verify soak takeover help clean deps fuzz fuzz-corpus
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
 all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(MODE_BENCH) $(SELFTESTS) $(SOAK) \
@@ -150,6 +150,14 @@ p4:
 soak: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) scripts/run-tests.sh $(SOAK) --verbose
+
+## takeover: (root) issue 16's takeover loop: a download through routers on
+##           both sides, sw1 crashed or rerouted, the inbound or the outbound
+##           packet first at sw2, TAKEOVER_RUNS=20 runs of each; each run's
+##           stall and whether it arrived whole, a summary; fails if one did not
+takeover: deps
+	$(Q)$(MAKE) -s --no-print-directory all
+	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) scripts/takeover.sh $(SELFTESTS) $(TAKEOVER_CASES)
 
 ## verify: spin on the protocol model, bigger bounds, bitstate search
 ##         (docs/MODEL.md; SECONDS_BUDGET=600 a search)

@@ -17,6 +17,8 @@
 
 struct rp_topo topo;
 struct veth_peer *store_link[RP_TOPO_SWITCHES];
+const char *topo_prefix = "rt";
+struct rp_topo_opts topo_opts;
 
 static void topo_build(unsigned int nswitches)
 {
@@ -26,8 +28,9 @@ static void topo_build(unsigned int nswitches)
 
 	if (geteuid() != 0)
 		cr_skip_test("needs root: builds network namespaces and loads XDP programs");
-	snprintf(prefix, sizeof(prefix), "rt%d", getpid());
-	err = rp_topo_create(&topo, prefix, nswitches, bin && *bin ? bin : "build");
+	snprintf(prefix, sizeof(prefix), "%s%d", topo_prefix, getpid());
+	err = rp_topo_create_with(&topo, prefix, nswitches, bin && *bin ? bin : "build",
+				  &topo_opts);
 	cr_assert_eq(err, 0, "build the topology: %s", strerror(-err));
 	rp_test_san_log_to(topo.dir);
 	for (unsigned int i = 0; i < nswitches; i++) {
@@ -240,9 +243,9 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 	(void)stats;
 	if (geteuid() != 0)
 		return;
-	if (system("for ns in $(ip netns list | awk '/^rt[0-9]+-/ {print $1}'); do "
-		   "pid=${ns%%-*}; pid=${pid#rt}; "
+	if (system("for ns in $(ip netns list | awk '/^(rt|tk)[0-9]+-/ {print $1}'); do "
+		   "p=${ns%%-*}; pid=${p#rt}; pid=${pid#tk}; "
 		   "if ! kill -0 $pid 2>/dev/null; then ip netns del $ns; "
-		   "rm -rf /sys/fs/bpf/redplane/rt${pid}[ies][12]; fi; done"))
+		   "rm -rf /sys/fs/bpf/redplane/${p}[ies][12]; fi; done"))
 		fprintf(stderr, "selftests: Couldn't sweep leftover namespaces\n");
 }

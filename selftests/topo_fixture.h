@@ -9,6 +9,13 @@
 struct veth_peer;
 
 extern struct rp_topo topo;
+/*
+ * What the next topo_up*() builds: names start with topo_prefix and the
+ * test process's id ("rt" unless a suite sets another, so that suites run
+ * beside each other never meet), with topo_opts (none unless set).
+ */
+extern const char *topo_prefix;
+extern struct rp_topo_opts topo_opts;
 /* The far end of switch i's store link runs this, for loss injection. */
 extern struct veth_peer *store_link[RP_TOPO_SWITCHES];
 

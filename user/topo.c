@@ -241,21 +241,65 @@ static int far_end(struct rp_topo *t, const char *ns, const char *name, unsigned
 
 static void remove_pins(struct rp_topo_switch *s);
 
+/*
+ * RPS over every CPU on each RX queue of a namespace's interface: a
+ * veth without XDP on its end hands what it receives to the backlog of the
+ * sending CPU, so without RPS everything one thread sends is forwarded on
+ * its CPU; with it, each flow on the CPU its hash picks.
+ */
+static int spread(const char *ns, const char *dev)
+{
+	/* ip netns exec mounts the namespace's own sysfs */
+	return rp_topo_sh(ns, "m=$(printf %%x $(( (1 << $(nproc)) - 1 ))); "
+			      "for q in /sys/class/net/%s/queues/rx-*; do echo $m > $q/rps_cpus; done",
+			  dev);
+}
+
+static int spread_n(const char *ns, const char *name, unsigned int n)
+{
+	char dev[24];
+
+	snprintf(dev, sizeof(dev), "%s%u", name, n);
+	return spread(ns, dev);
+}
+
+/* Where a switch's inside and outside links end: the routers, or the hosts. */
+static const char *client_side(const struct rp_topo *t)
+{
+	return t->opts.routers ? t->ns_crt : t->ns_client;
+}
+
+static const char *server_side(const struct rp_topo *t)
+{
+	return t->opts.routers ? t->ns_srt : t->ns_server;
+}
+
+/* "numtxqueues N numrxqueues N " for a multi-queue veth end, or nothing. */
+static const char *queues_arg(const struct rp_topo *t, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (t->opts.queues > 1)
+		snprintf(buf, size, "numtxqueues %u numrxqueues %u ", t->opts.queues,
+			 t->opts.queues);
+	return buf;
+}
+
 /* One switch: three links, addresses, routes (switch i+1 uses 10.10.i+1.0/24 ...). */
 static int build_switch(struct rp_topo *t, unsigned int i)
 {
 	struct rp_topo_switch *s = &t->sw[i];
 	unsigned int n = i + 1, sto = 4 * i;
-	char c_addr[32], v_addr[32], st_addr[32];
+	char c_addr[32], v_addr[32], st_addr[32], q[64];
 
+	queues_arg(t, q, sizeof(q));
 	if (rp_topo_sh(s->ns, "ip link set lo up; sysctl -qw net.ipv4.ip_forward=1 "
 			      "net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0") ||
-	    rp_topo_sh(s->ns, "ip link add %s type veth peer name c%u netns %s", s->if_int, n,
-		       t->ns_client) ||
-	    rp_topo_sh(s->ns, "ip link add %s type veth peer name v%u netns %s", s->if_ext, n,
-		       t->ns_server) ||
-	    rp_topo_sh(s->ns, "ip link add %s type veth peer name st%u netns %s", s->if_sto, n,
-		       t->ns_store))
+	    rp_topo_sh(s->ns, "ip link add %s %stype veth peer name c%u %snetns %s", s->if_int, q,
+		       n, q, client_side(t)) ||
+	    rp_topo_sh(s->ns, "ip link add %s %stype veth peer name v%u %snetns %s", s->if_ext, q,
+		       n, q, server_side(t)) ||
+	    rp_topo_sh(s->ns, "ip link add %s %stype veth peer name st%u %snetns %s", s->if_sto, q,
+		       n, q, t->ns_store))
 		return -EIO;
 	if (rp_topo_sh(s->ns,
 		       "ip addr add 10.10.%u.1/24 dev %s; ip addr add 10.20.%u.1/24 dev %s; "
@@ -272,9 +316,38 @@ static int build_switch(struct rp_topo *t, unsigned int i)
 	snprintf(c_addr, sizeof(c_addr), "10.10.%u.2/24", n);
 	snprintf(v_addr, sizeof(v_addr), "10.20.%u.2/24", n);
 	snprintf(st_addr, sizeof(st_addr), "192.0.2.%u/30", sto + 2);
-	if (far_end(t, t->ns_client, "c", n, c_addr) || far_end(t, t->ns_server, "v", n, v_addr) ||
+	if (far_end(t, client_side(t), "c", n, c_addr) ||
+	    far_end(t, server_side(t), "v", n, v_addr) ||
 	    far_end(t, t->ns_store, "st", n, st_addr) ||
 	    rp_topo_sh(t->ns_store, "ip link set st%u mtu %u", n, RP_TOPO_STORE_MTU))
+		return -EIO;
+	if (t->opts.queues > 1 &&
+	    (spread_n(client_side(t), "c", n) || spread_n(server_side(t), "v", n) ||
+	     spread_n(t->ns_store, "st", n)))
+		return -EIO;
+	return 0;
+}
+
+/*
+ * A host and its router: the host's link (eth0, 10.9.side.2) to the router
+ * (r0, 10.9.side.1), whole checksums both ways (the router forwards into the
+ * switches' XDP, which a partial one would reach as is).
+ */
+static int build_router(struct rp_topo *t, const char *host, const char *router,
+			unsigned int side)
+{
+	char q[64];
+
+	queues_arg(t, q, sizeof(q));
+	if (rp_topo_sh(router, "sysctl -qw net.ipv4.ip_forward=1; "
+			       "ip link add r0 %stype veth peer name eth0 %snetns %s; "
+			       "ip addr add 10.9.%u.1/24 dev r0; ip link set r0 up; "
+			       "ethtool -K r0 tx off >/dev/null",
+		       q, q, host, side) ||
+	    rp_topo_sh(host, "ip addr add 10.9.%u.2/24 dev eth0; ip link set eth0 up; "
+			     "ethtool -K eth0 tx off >/dev/null", side))
+		return -EIO;
+	if (t->opts.queues > 1 && (spread(router, "r0") || spread(host, "eth0")))
 		return -EIO;
 	return 0;
 }
@@ -282,12 +355,28 @@ static int build_switch(struct rp_topo *t, unsigned int i)
 int rp_topo_create(struct rp_topo *t, const char *prefix, unsigned int nswitches,
 		   const char *bin_dir)
 {
-	const char *hosts[] = { t->ns_client, t->ns_server, t->ns_store };
+	return rp_topo_create_with(t, prefix, nswitches, bin_dir, NULL);
+}
+
+int rp_topo_create_with(struct rp_topo *t, const char *prefix, unsigned int nswitches,
+			const char *bin_dir, const struct rp_topo_opts *opts)
+{
+	/* the hosts, then the routers (names empty without them) */
+	const char *hosts[] = { t->ns_client, t->ns_server, t->ns_store, t->ns_crt, t->ns_srt };
+	size_t nhosts = 3;
 	int err = 0;
 
 	memset(t, 0, sizeof(*t));
-	if (nswitches < 1 || nswitches > RP_TOPO_SWITCHES || strlen(prefix) > 9)
+	if (nswitches < 1 || nswitches > RP_TOPO_SWITCHES || strlen(prefix) > 9 ||
+	    (opts && opts->queues > 8))
 		return -EINVAL;
+	if (opts)
+		t->opts = *opts;
+	if (t->opts.routers) {
+		snprintf(t->ns_crt, sizeof(t->ns_crt), "%s-crt", prefix);
+		snprintf(t->ns_srt, sizeof(t->ns_srt), "%s-srt", prefix);
+		nhosts = 5;
+	}
 	snprintf(t->prefix, sizeof(t->prefix), "%s", prefix);
 	t->store_list = RP_TOPO_STORE;
 	snprintf(t->bin_dir, sizeof(t->bin_dir), "%s", bin_dir);
@@ -309,15 +398,15 @@ int rp_topo_create(struct rp_topo *t, const char *prefix, unsigned int nswitches
 		snprintf(s->log, sizeof(s->log), "%s/rp-load-sw%u.log", t->dir, i + 1);
 	}
 
-	for (size_t h = 0; h < 3 + nswitches; h++) {
-		const char *ns = h < 3 ? hosts[h] : t->sw[h - 3].ns;
+	for (size_t h = 0; h < nhosts + nswitches; h++) {
+		const char *ns = h < nhosts ? hosts[h] : t->sw[h - nhosts].ns;
 		char cmd[128];
 
 		/* what a killed run of the same name left behind goes first */
 		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", ns);
 		run(cmd);
-		if (h >= 3)
-			remove_pins(&t->sw[h - 3]);
+		if (h >= nhosts)
+			remove_pins(&t->sw[h - nhosts]);
 		snprintf(cmd, sizeof(cmd), "ip netns add %s", ns);
 		if (run(cmd)) {
 			err = -EIO;
@@ -332,7 +421,7 @@ int rp_topo_create(struct rp_topo *t, const char *prefix, unsigned int nswitches
 	 * retransmit a segment whose copy is still queued in the host: a stream
 	 * stalls for 3 s and more (found by failover-bench).
 	 */
-	for (size_t h = 0; h < 3; h++)
+	for (size_t h = 0; h < nhosts; h++)
 		if (rp_topo_sh(hosts[h], "ip link set lo up; sysctl -qw net.ipv4.conf.all.rp_filter=0 "
 					 "net.ipv4.conf.default.rp_filter=0 "
 					 "net.ipv4.conf.all.ignore_routes_with_linkdown=1 "
@@ -343,6 +432,21 @@ int rp_topo_create(struct rp_topo *t, const char *prefix, unsigned int nswitches
 	if (rp_topo_sh(t->ns_client, "ip addr add " RP_TOPO_CLIENT "/32 dev lo") ||
 	    rp_topo_sh(t->ns_server, "ip addr add " RP_TOPO_SERVER "/32 dev lo") ||
 	    rp_topo_sh(t->ns_store, "ip addr add 192.0.2.10/32 dev lo")) {
+		err = -EIO;
+		goto fail;
+	}
+	/*
+	 * With routers the hosts' routes point at them for good, and the
+	 * routers route to each other's side through the switches.
+	 */
+	if (t->opts.routers &&
+	    (build_router(t, t->ns_client, t->ns_crt, 1) ||
+	     build_router(t, t->ns_server, t->ns_srt, 2) ||
+	     rp_topo_sh(t->ns_client, "ip route add default via 10.9.1.1 src " RP_TOPO_CLIENT) ||
+	     rp_topo_sh(t->ns_server, "ip route add " RP_TOPO_EXT "/32 via 10.9.2.1; "
+				      "ip route add 10.1.0.0/24 via 10.9.2.1") ||
+	     rp_topo_sh(t->ns_crt, "ip route add " RP_TOPO_CLIENT "/32 via 10.9.1.2") ||
+	     rp_topo_sh(t->ns_srt, "ip route add 198.51.100.0/24 via 10.9.2.2"))) {
 		err = -EIO;
 		goto fail;
 	}
@@ -363,14 +467,34 @@ fail:
 
 int rp_topo_route_via(struct rp_topo *t, unsigned int i)
 {
-	if (i >= t->nswitches)
+	return rp_topo_route_side(t, i, RP_TOPO_SIDE_BOTH);
+}
+
+int rp_topo_route_side(struct rp_topo *t, unsigned int i, enum rp_topo_side side)
+{
+	const char *cns = t->opts.routers ? t->ns_crt : t->ns_client;
+	const char *sns = t->opts.routers ? t->ns_srt : t->ns_server;
+	/* a router's own address is not the client's: only a host sets the source */
+	const char *src = t->opts.routers ? "" : " src " RP_TOPO_CLIENT;
+	char cmd[768], c[160] = "true", s[256] = "true";
+
+	if (i != RP_TOPO_BLACKHOLE && i >= t->nswitches)
 		return -EINVAL;
-	if (rp_topo_sh(t->ns_client, "ip route replace default via 10.10.%u.1 src " RP_TOPO_CLIENT,
-		       i + 1) ||
-	    rp_topo_sh(t->ns_server, "ip route replace " RP_TOPO_EXT "/32 via 10.20.%u.1; "
-				     "ip route replace 10.1.0.0/24 via 10.20.%u.1", i + 1, i + 1))
-		return -EIO;
-	return 0;
+	if (i == RP_TOPO_BLACKHOLE) {
+		snprintf(c, sizeof(c), "ip -n %s route replace blackhole default", cns);
+		snprintf(s, sizeof(s), "ip -n %s route replace blackhole " RP_TOPO_EXT "/32 && "
+				       "ip -n %s route replace blackhole 10.1.0.0/24", sns, sns);
+	} else {
+		snprintf(c, sizeof(c), "ip -n %s route replace default via 10.10.%u.1%s", cns, i + 1,
+			 src);
+		snprintf(s, sizeof(s), "ip -n %s route replace " RP_TOPO_EXT "/32 via 10.20.%u.1 && "
+				       "ip -n %s route replace 10.1.0.0/24 via 10.20.%u.1",
+			 sns, i + 1, sns, i + 1);
+	}
+	/* one command: both sides move within a few milliseconds of each other */
+	snprintf(cmd, sizeof(cmd), "%s && %s", side & RP_TOPO_SIDE_CLIENT ? c : "true",
+		 side & RP_TOPO_SIDE_SERVER ? s : "true");
+	return run(cmd) ? -EIO : 0;
 }
 
 int rp_topo_server_addr(struct rp_topo *t, const char *addr)
@@ -470,7 +594,7 @@ void rp_topo_stop_all(struct rp_topo *t)
 
 void rp_topo_destroy(struct rp_topo *t)
 {
-	const char *hosts[] = { t->ns_client, t->ns_server, t->ns_store };
+	const char *hosts[] = { t->ns_client, t->ns_server, t->ns_store, t->ns_crt, t->ns_srt };
 	char cmd[600];
 
 	rp_topo_stop_all(t);
@@ -487,7 +611,7 @@ void rp_topo_destroy(struct rp_topo *t)
 		run(cmd);
 		remove_pins(s);	/* a crashed rp-load leaves its pins behind */
 	}
-	for (size_t h = 0; h < 3; h++) {
+	for (size_t h = 0; h < 5; h++) {
 		if (!hosts[h][0])
 			continue;
 		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", hosts[h]);
@@ -612,7 +736,8 @@ int rp_topo_lease_overlaps(struct rp_topo *t, unsigned int a, unsigned int b,
 
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fa, &key, &x) || bpf_map_lookup_elem(fb, &key, &y) ||
+		if (bpf_map_lookup_elem_flags(fa, &key, &x, BPF_F_LOCK) ||
+		    bpf_map_lookup_elem_flags(fb, &key, &y, BPF_F_LOCK) ||
 		    !x.since_ns || !y.since_ns)
 			continue;
 		x_end = lease_end(sa, &x, now);
@@ -880,7 +1005,8 @@ int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsig
 
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &v) || !v.since_ns || v.store != chain)
+		if (bpf_map_lookup_elem_flags(fd, &key, &v, BPF_F_LOCK) || !v.since_ns ||
+		    v.store != chain)
 			continue;	/* never held (nothing acknowledged), or another chain's */
 		rp_key_str(&key, k, sizeof(k));
 		for (j = 0; j < n && strcmp(d[j].key, k); j++)

@@ -45,6 +45,37 @@
 #define RP_TOPO_ZK		"192.0.2.20:2181"
 #define RP_TOPO_CHAIN		"192.0.2.11:4791+192.0.2.12:4791+192.0.2.13:4791"
 
+/*
+ * Options of rp_topo_create_with(); rp_topo_create() is all of them off.
+ *
+ * routers: the client and the server each behind a router of their own, as
+ * in a routed network (issue 16):
+ *
+ *                          +--- sw1 ---+
+ *   client --- crt --------+           +-------- srt --- server
+ *   10.1.0.2   10.9.1.1    +--- sw2 ---+   10.9.2.1     198.51.100.2
+ *
+ * The switches' inside links end at the client router (crt), their outside
+ * links at the server router (srt); the hosts' routes point at their router
+ * and never move, and rp_topo_route_via() moves the routers' routes.
+ *
+ * queues: veths of that many TX and RX queues (2 to 8) on every link the
+ * switches and routers forward over, with RPS over every CPU on the routers'
+ * and hosts' receiving ends, so that forwarding (and so the switches' XDP,
+ * which a veth runs on the sender's CPU) spreads over the CPUs by flow.
+ */
+struct rp_topo_opts {
+	bool routers;
+	unsigned int queues;
+};
+
+/* rp_topo_route_side(): which router's (or host's) routes move. */
+enum rp_topo_side {
+	RP_TOPO_SIDE_CLIENT = 1,	/* the client's default route: outbound */
+	RP_TOPO_SIDE_SERVER = 2,	/* the server's routes to the NAT: inbound */
+	RP_TOPO_SIDE_BOTH = 3,
+};
+
 struct rp_topo_switch {
 	char ns[32];
 	char if_int[IF_NAMESIZE], if_ext[IF_NAMESIZE], if_sto[IF_NAMESIZE];
@@ -56,6 +87,9 @@ struct rp_topo {
 	char prefix[16];
 	unsigned int nswitches;
 	char ns_client[32], ns_server[32], ns_store[32];
+	struct rp_topo_opts opts;
+	/* with opts.routers: the routers' namespaces, else empty */
+	char ns_crt[32], ns_srt[32];
 	struct rp_topo_switch sw[RP_TOPO_SWITCHES];
 	pid_t store_pid;
 	char dir[64];		/* logs */
@@ -81,6 +115,9 @@ struct rp_topo {
 /* Builds it; returns 0 or -errno (and undoes what it did). */
 int rp_topo_create(struct rp_topo *t, const char *prefix, unsigned int nswitches,
 		   const char *bin_dir);
+/* The same with options (NULL: none). */
+int rp_topo_create_with(struct rp_topo *t, const char *prefix, unsigned int nswitches,
+			const char *bin_dir, const struct rp_topo_opts *opts);
 /* Stops what it started, deletes namespaces, pins and logs. Idempotent. */
 void rp_topo_destroy(struct rp_topo *t);
 /* Stops (SIGTERM) every process it started, and nothing else. */
@@ -126,8 +163,17 @@ int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsig
 /*
  * Client's default route, and server's routes to the NAT address and to the
  * client's prefix (for applications that do not translate it), via switch i.
+ * With routers, the routers' routes, both in one command.
  */
 int rp_topo_route_via(struct rp_topo *t, unsigned int i);
+/*
+ * One side's routes only (or both): via switch i, or, with i ==
+ * RP_TOPO_BLACKHOLE, into a blackhole (what that side sends toward the
+ * switches is dropped without a word, as while a routing protocol
+ * converges).  With routers, the router's; else the host's.
+ */
+#define RP_TOPO_BLACKHOLE	(~0u)
+int rp_topo_route_side(struct rp_topo *t, unsigned int i, enum rp_topo_side side);
 /* A crash: the agent killed with SIGKILL, the switch's links down. */
 int rp_topo_fail_switch(struct rp_topo *t, unsigned int i);
 /*
