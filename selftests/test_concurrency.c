@@ -169,6 +169,18 @@ static void *racer_main(void *arg)
  * Two CPUs that this process may run on, 0 and 1; else the test cannot
  * race anything and skips.  Called before the fixture builds anything.
  */
+/*
+ * Rounds for a machine RP_TEST_TIME_SCALE times slower (a software-emulated
+ * VM: vmtests/init), so that a long test stays well inside its timeout.
+ */
+static unsigned int scaled(unsigned int rounds)
+{
+	const char *k = getenv("RP_TEST_TIME_SCALE");
+	int scale = k ? atoi(k) : 1;
+
+	return scale > 1 ? rounds / (unsigned int)scale : rounds;
+}
+
 static void need_two_cpus(void)
 {
 	long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1089,10 +1101,11 @@ static size_t peek_chain(uint8_t *chain, const struct rp_flow_key *key,
 
 Test(concurrency, reads_without_the_lock_never_forward_with_a_torn_mapping, .init = setup_nat)
 {
+	unsigned int rounds = scaled(PEEK_ROUNDS);
 	struct peeks p = { 0 };
-	struct race r = { .rounds = PEEK_ROUNDS, .step = peeks_step, .ctx = &p };
-	uint16_t last = (uint16_t)(peek_gen(PEEK_ROUNDS - 1, PEEK_RUNS - 1) + PEEK_CHAIN - 1);
-	unsigned int migrates = PEEK_ROUNDS * PEEK_RUNS * PEEK_CHAIN;
+	struct race r = { .rounds = rounds, .step = peeks_step, .ctx = &p };
+	uint16_t last = (uint16_t)(peek_gen(rounds - 1, PEEK_RUNS - 1) + PEEK_CHAIN - 1);
+	unsigned int migrates = rounds * PEEK_RUNS * PEEK_CHAIN;
 	uint64_t installed = fx_stat(RP_DP_migrate);
 	struct rp_nat_state st[2];
 	struct rp_dp_flow f;
@@ -1129,12 +1142,12 @@ Test(concurrency, reads_without_the_lock_never_forward_with_a_torn_mapping, .ini
 	cr_log_info("peek: %u rounds of %u packets against %u test runs of %u MIGRATEs: %u "
 		    "packets ran while MIGRATEs ran; forwarded with A %u, with B (during a run) "
 		    "%u, torn %u (the first: %s), %u other outputs; %llu of %u MIGRATEs installed, "
-		    "%u runs not consumed", PEEK_ROUNDS, PEEK_PKTS, PEEK_RUNS, PEEK_CHAIN,
+		    "%u runs not consumed", rounds, PEEK_PKTS, PEEK_RUNS, PEEK_CHAIN,
 		    p.overlapped, p.seen[0], p.seen[1], p.torn, p.first_torn, p.other,
 		    (unsigned long long)installed, migrates, p.unconsumed);
 	cr_expect_eq(p.torn, 0, "%u of %u packets left with a source that is neither mapping "
 		     "(the first: %s): a copy taken while a MIGRATE installed the other one was "
-		     "used", p.torn, PEEK_ROUNDS * PEEK_PKTS, p.first_torn);
+		     "used", p.torn, rounds * PEEK_PKTS, p.first_torn);
 	cr_expect_gt(p.overlapped, 0, "no packet ran while MIGRATEs ran: the race was not run");
 	cr_expect(p.seen[0] && p.seen[1], "the packets saw one mapping only (A %u, B %u): the "
 		  "MIGRATEs never changed it under them", p.seen[0], p.seen[1]);
@@ -1382,9 +1395,10 @@ static void finals_after(struct race *r, unsigned int round)
 Test(concurrency_bounded, a_revoke_passed_to_rp_load_leaves_the_counters_final,
      .init = setup_counter)
 {
+	unsigned int rounds = scaled(FINAL_ROUNDS);
 	struct rp_counter_state zero = { 0 };
 	struct finals fl = { 0 };
-	struct race r = { .rounds = FINAL_ROUNDS, .step = finals_step, .after = finals_after,
+	struct race r = { .rounds = rounds, .step = finals_step, .after = finals_after,
 			  .ctx = &fl, .lag = { 0, REVOKE_LAG } };
 
 	fl.up = counter_key(&fl.key);
@@ -1403,10 +1417,10 @@ Test(concurrency_bounded, a_revoke_passed_to_rp_load_leaves_the_counters_final,
 	cr_log_info("bounded counters: %u rounds of %u packets against a revoke: it fell before "
 		    "them %u times, between %u, after %u; counted into after it passed up in %u "
 		    "rounds; %u rounds miscounted, %u forwarded after a lease request, %u other "
-		    "outputs, %u revokes not passed up, %u leases kept", FINAL_ROUNDS, FINAL_PKTS,
+		    "outputs, %u revokes not passed up, %u leases kept", rounds, FINAL_PKTS,
 		    fl.t.before, fl.t.between, fl.t.after, fl.t.late, fl.t.miscounted,
 		    fl.t.after_ask, fl.t.other, fl.t.unpassed, fl.t.kept);
-	final_expect(&fl.t, "counters", FINAL_ROUNDS);
+	final_expect(&fl.t, "counters", rounds);
 }
 
 /*
@@ -1495,9 +1509,10 @@ static void chunks_after(struct race *r, unsigned int round)
 Test(concurrency_bounded, a_revoke_passed_to_rp_load_leaves_the_sketch_chunk_final,
      .init = setup_sketch)
 {
+	unsigned int rounds = scaled(FINAL_ROUNDS);
 	struct rp_sketch_chunk zero = { 0 };
 	struct chunks ch = { 0 };
-	struct race r = { .rounds = FINAL_ROUNDS, .step = chunks_step, .after = chunks_after,
+	struct race r = { .rounds = rounds, .step = chunks_step, .after = chunks_after,
 			  .ctx = &ch, .lag = { 0, REVOKE_LAG } };
 
 	ch.len = udp_up(ch.pkt);
@@ -1517,9 +1532,9 @@ Test(concurrency_bounded, a_revoke_passed_to_rp_load_leaves_the_sketch_chunk_fin
 		    "chunk: it fell before them %u times, between %u, after %u; the revoked chunk "
 		    "counted into after it passed up in %u rounds; %llu forwarded packets missed "
 		    "by the revoked row; %u rounds miscounted, %u forwarded after a lease request, "
-		    "%u other outputs, %u revokes not passed up, %u leases kept", FINAL_ROUNDS,
+		    "%u other outputs, %u revokes not passed up, %u leases kept", rounds,
 		    FINAL_PKTS, ch.t.before, ch.t.between, ch.t.after, ch.t.late,
 		    (unsigned long long)ch.missed, ch.t.miscounted, ch.t.after_ask, ch.t.other,
 		    ch.t.unpassed, ch.t.kept);
-	final_expect(&ch.t, "sketch", FINAL_ROUNDS);
+	final_expect(&ch.t, "sketch", rounds);
 }
