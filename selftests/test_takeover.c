@@ -442,13 +442,16 @@ static int ncpus(void)
 	return libbpf_num_possible_cpus();
 }
 
-static void pin_replica(unsigned int r, int cpu)
+static void pin(pid_t pid, int cpu)
 {
 	char cmd[96];
 
-	snprintf(cmd, sizeof(cmd), "taskset -a -p -c %d %d >/dev/null", cpu, topo.rep_pid[r]);
-	cr_assert_eq(system(cmd), 0, "pin replica %u to CPU %d", r + 1, cpu);
+	snprintf(cmd, sizeof(cmd), "taskset -a -p -c %d %d >/dev/null", cpu, pid);
+	cr_assert_eq(system(cmd), 0, "pin process %d to CPU %d", pid, cpu);
 }
+
+/* The CPUs the store's messages come from: REVOKEs, then grants and ACKs. */
+static int revoke_cpu, grant_cpu;
 
 static void up_mq(void)
 {
@@ -461,13 +464,35 @@ static void up_mq(void)
 	if (ncpus() < 2)
 		cr_skip_test("needs two CPUs: REVOKE and GRANT on different CPUs");
 	topo_up_chain(2, 3, replica_args);
-	pin_replica(0, 0);
-	pin_replica(2, ncpus() - 1);
+	revoke_cpu = 0;
+	grant_cpu = ncpus() - 1;
+	pin(topo.rep_pid[0], revoke_cpu);
+	pin(topo.rep_pid[2], grant_cpu);
 	topo_switch(0, chain_switch_args);
 	topo_switch(1, chain_switch_args);
 }
 
 TestSuite(takeover_mq, .init = up_mq, .fini = topo_down, .timeout = 180);
+
+/*
+ * The same links with one store, pinned to the last CPU: its messages come
+ * from there, the flows' packets from every CPU.  No ZooKeeper: it runs in
+ * the emulated VM too (make vmtest), on the other kernel.
+ */
+static void up_mq_store(void)
+{
+	routed(2);
+	if (ncpus() < 2)
+		cr_skip_test("needs two CPUs: the store's messages and the packets on different CPUs");
+	snprintf(dump_arg, sizeof(dump_arg), "/tmp/tk%d.flows", getpid());
+	topo_up_with(2, lease_arg, store_args);
+	revoke_cpu = grant_cpu = ncpus() - 1;
+	pin(topo.store_pid, grant_cpu);
+	topo_switch(0, switch_args);
+	topo_switch(1, switch_args);
+}
+
+TestSuite(takeover_mq_store, .init = up_mq_store, .fini = down, .timeout = 180);
 
 /* Switch i's data-plane counter `name` on each CPU (vals: ncpus() of them). */
 static void per_cpu(unsigned int i, const char *name, uint64_t *vals)
@@ -511,7 +536,7 @@ static void expect_on_cpu(unsigned int i, const char *name, int cpu)
 static void mq_takeover(bool crash)
 {
 	unsigned int handed;
-	uint64_t min_gap, max_gap, bound_ms = (crash ? lease_ms : 0) + 1000ull;
+	uint64_t min_gap, max_gap, bound_ms = (crash ? lease_ms : 0) + 1000ull * time_scale;
 	struct rp_stream s;
 	struct dl d;
 	int overlaps;
@@ -545,14 +570,15 @@ static void mq_takeover(bool crash)
 			rp_test_sleep_ms(1);
 		}
 		/* revokes from the head's CPU, grants from the tail's, both ways */
-		expect_on_cpu(0, "revoke", 0);
-		expect_on_cpu(1, "revoke", 0);
-		expect_on_cpu(0, "migrate", ncpus() - 1);
-		expect_on_cpu(0, "rx_store", -1);
-		expect_on_cpu(1, "rx_store", -1);
+		expect_on_cpu(0, "revoke", revoke_cpu);
+		expect_on_cpu(1, "revoke", revoke_cpu);
+		expect_on_cpu(0, "migrate", grant_cpu);
+		/* a chain's messages on every CPU; one store's on its own */
+		expect_on_cpu(0, "rx_store", revoke_cpu == grant_cpu ? grant_cpu : -1);
+		expect_on_cpu(1, "rx_store", revoke_cpu == grant_cpu ? grant_cpu : -1);
 	}
 	expect_on_cpu(1, "rx_packets", -1);
-	expect_on_cpu(1, "migrate", ncpus() - 1);
+	expect_on_cpu(1, "migrate", grant_cpu);
 	cr_assert(dl_drain(&d, 5000) && !d.out_of_order && !d.error,
 		  "the download arrived whole: %llu of %llu bytes", (unsigned long long)d.received,
 		  (unsigned long long)d.sent);
@@ -579,6 +605,16 @@ Test(takeover_mq, a_crash_on_multi_queue_links_with_a_chain_keeps_everything_who
 }
 
 Test(takeover_mq, a_reroute_and_back_on_multi_queue_links_with_a_chain_never_holds_a_flow_twice)
+{
+	mq_takeover(false);
+}
+
+Test(takeover_mq_store, a_crash_on_multi_queue_links_keeps_everything_whole)
+{
+	mq_takeover(true);
+}
+
+Test(takeover_mq_store, a_reroute_and_back_on_multi_queue_links_never_holds_a_flow_twice)
 {
 	mq_takeover(false);
 }
