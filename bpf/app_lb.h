@@ -62,7 +62,7 @@ static __always_inline bool lb_is_backend(__be32 addr, __be16 port)
  * key no longer waits for it.  A verdict, or -1 when the packet goes on.
  */
 static __always_inline int lb_reverse_ready(struct xdp_md *ctx, struct rp_scratch *sc,
-					    struct rp_pkt *p, struct rp_dp_flow *f,
+					    struct rp_pkt *p, struct rp_dp_flow *f, struct rp_hold h,
 					    const struct rp_flow_key *rev, __u64 now)
 {
 	struct iphdr *ip = p->ip;
@@ -95,7 +95,7 @@ static __always_inline int lb_reverse_ready(struct xdp_md *ctx, struct rp_scratc
 		return XDP_DROP;
 	}
 	rp_flow_lock(f);
-	f->flags = (f->flags & ~RP_DPF_REV_PENDING) | RP_DPF_REV_KNOWN;
+	rp_flags_locked(f, h, RP_DPF_REV_PENDING, RP_DPF_REV_KNOWN);
 	rp_flow_unlock(f);
 	return -1;
 }
@@ -110,6 +110,7 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 	struct rp_flow_key fwd, rev;
 	struct rp_flow_view v;
 	struct rp_dp_flow *f;
+	struct rp_hold hold;
 	bool held, known, write = false;
 	__u64 now = rp_lease_now();
 	__u32 live;
@@ -142,6 +143,7 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 	held = rp_held(f, live);
 	known = f->state_len == sizeof(st);
 	flags = f->flags;
+	hold = rp_hold_of(f);
 	if (held && known && ((struct rp_lb_state *)f->state)->dir == RP_LB_FWD &&
 	    (flags & (RP_DPF_REV_PENDING | RP_DPF_REV_KNOWN)) == RP_DPF_REV_KNOWN)
 		write = rp_xlate_take_locked(sc, f, bits, &st);
@@ -170,7 +172,7 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 
 	rp_key_v4(&rev, ip->protocol, st.addr, st.port, ip->saddr, sport);
 	if (flags & RP_DPF_REV_PENDING) {
-		rc = lb_reverse_ready(ctx, sc, p, f, &rev, now);
+		rc = lb_reverse_ready(ctx, sc, p, f, hold, &rev, now);
 		if (rc >= 0)
 			return rc;
 	} else {
@@ -180,12 +182,14 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 		 * not list the backend.  Its first reply fetches it.
 		 */
 		struct rp_lb_state note = { .addr = ip->daddr, .port = dport, .dir = RP_LB_REV };
+		bool learned;
 
 		rp_flow_note(sc, &rev, &note, sizeof(note), 0);
 		rp_flow_lock(f);
-		f->flags |= RP_DPF_REV_KNOWN;
+		learned = rp_flags_locked(f, hold, 0, RP_DPF_REV_KNOWN);
 		rp_flow_unlock(f);
-		rp_stat(RP_DP_lb_learned);
+		if (learned)
+			rp_stat(RP_DP_lb_learned);
 	}
 	/* the forward key again, now that its reverse key is known */
 	rp_flow_lock(f);

@@ -52,7 +52,7 @@ static __always_inline __be16 nat_alloc_port(void)
  * no longer waits for it.  A verdict, or -1 when the packet goes on.
  */
 static __always_inline int nat_reverse_ready(struct xdp_md *ctx, struct rp_scratch *sc,
-					     struct rp_pkt *p, struct rp_dp_flow *f,
+					     struct rp_pkt *p, struct rp_dp_flow *f, struct rp_hold h,
 					     const struct rp_xlate_state *st, __u64 now)
 {
 	struct iphdr *ip = p->ip;
@@ -86,7 +86,7 @@ static __always_inline int nat_reverse_ready(struct xdp_md *ctx, struct rp_scrat
 		return XDP_DROP;
 	}
 	rp_flow_lock(f);
-	f->flags &= ~RP_DPF_REV_PENDING;
+	rp_flags_locked(f, h, RP_DPF_REV_PENDING, 0);
 	rp_flow_unlock(f);
 	return -1;
 }
@@ -100,7 +100,9 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 	struct rp_flow_key fwd;
 	struct rp_flow_view v;
 	struct rp_dp_flow *f;
-	bool held, pending, write = false;
+	struct rp_hold hold;
+	bool held, pending, fresh = false, write = false;
+	__be16 port = 0;
 	__u64 now = rp_lease_now();
 	__u32 live;
 	int rc;
@@ -124,14 +126,35 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 		    st.dir == RP_NAT_FWD)
 			return rp_xlate_apply(ctx, sc, p, &fwd, &st, true, false);
 	}
+	/*
+	 * An entry with no mapping (made for a revoke or a grant on its way,
+	 * holding nothing) is a new connection here: a port for it, taken
+	 * before the lock, which the entry may have gained meanwhile.
+	 */
+	if (RP_READ_ONCE(f->state_len) != sizeof(st))
+		port = nat_alloc_port();
 	rp_flow_lock(f);
 	held = rp_held(f, live);
+	if (!held && f->state_len != sizeof(st) && port) {
+		struct rp_xlate_state *cur = (struct rp_xlate_state *)f->state;
+
+		cur->addr = cfg_nat_ext_addr;
+		cur->port = port;
+		cur->dir = RP_NAT_FWD;
+		cur->closing = 0;
+		f->state_len = sizeof(st);
+		f->flags |= RP_DPF_REV_PENDING;
+		fresh = true;
+	}
 	pending = f->flags & RP_DPF_REV_PENDING;
+	hold = rp_hold_of(f);
 	if (held && !pending && ((struct rp_nat_state *)f->state)->dir == RP_NAT_FWD)
 		write = rp_xlate_take_locked(sc, f, bits, &st);
 	else
 		__builtin_memcpy(&st, f->state, sizeof(st));
 	rp_flow_unlock(f);
+	if (fresh)
+		rp_stat(RP_DP_nat_new);
 	if (!held)
 		/* known here: ask again with what we know */
 		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
@@ -140,7 +163,7 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 		return XDP_DROP;
 	}
 	if (pending) {
-		rc = nat_reverse_ready(ctx, sc, p, f, &st, now);
+		rc = nat_reverse_ready(ctx, sc, p, f, hold, &st, now);
 		if (rc >= 0)
 			return rc;
 		/* the forward key again, now without the wait */

@@ -175,7 +175,9 @@ static __always_inline void rp_write_locked(struct rp_scratch *sc, struct rp_dp_
 	sc->epoch = f->epoch;
 	sc->gen = f->gen;
 	sc->store = f->store;
-	__builtin_memcpy(sc->state, f->state, RP_STATE_MAX);
+	/* the state's len bytes, zeros after them, as every message carries */
+	__builtin_memset(sc->state, 0, RP_STATE_MAX);
+	__builtin_memcpy(sc->state, f->state, len);
 	sc->state_len = (__u8)len;
 	sc->flags = RP_F_STATE;
 }
@@ -229,6 +231,34 @@ static __always_inline bool rp_xlate_take_locked(struct rp_scratch *sc, struct r
 	}
 	__builtin_memcpy(st, cur, sizeof(*st));
 	return write;
+}
+
+/* Which holding of a flow a program saw under its lock (rp_hold_of()). */
+struct rp_hold {
+	__u32 epoch;
+	__u16 gen;
+};
+
+static __always_inline struct rp_hold rp_hold_of(const struct rp_dp_flow *f)
+{
+	return (struct rp_hold){ .epoch = f->epoch, .gen = f->gen };
+}
+
+/*
+ * Under f's lock: its local flags changed (`clear` cleared, then `set` set)
+ * only if f is still the holding `h` seen before: a revoke and a grant of
+ * another state in between reset the flags, which are about that state.
+ * True if they were changed here.
+ */
+static __always_inline bool rp_flags_locked(struct rp_dp_flow *f, struct rp_hold h, __u8 clear,
+					    __u8 set)
+{
+	__u8 flags = (f->flags & ~clear) | set;
+
+	if (f->epoch != h.epoch || f->gen != h.gen || flags == f->flags)
+		return false;
+	f->flags = flags;
+	return true;
 }
 
 #ifndef RP_NO_REPLICATION
@@ -318,13 +348,19 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 		rp_stat(RP_DP_drop_table_full);
 		return XDP_DROP;
 	}
-	/* in place; the app's local flags stay, as a GRANT keeps them */
+	/*
+	 * In place; the app's local flags stay, as a GRANT keeps them.  A flow
+	 * another CPU installed meanwhile stays as it is, as a regrant keeps
+	 * the holding a switch has.
+	 */
 	rp_flow_lock(f);
-	__builtin_memcpy(f->state, sc->state, RP_STATE_MAX);
-	f->state_len = (__u8)len;
-	f->epoch = RP_LOCAL_EPOCH;
-	f->seq = 0;
-	f->acked = 0;
+	if (!f->epoch) {
+		__builtin_memcpy(f->state, sc->state, RP_STATE_MAX);
+		f->state_len = (__u8)len;
+		f->epoch = RP_LOCAL_EPOCH;
+		f->seq = 0;
+		f->acked = 0;
+	}
 	rp_flow_unlock(f);
 	rp_stat(RP_DP_grant);
 	bpf_tail_call(ctx, &progs, cfg_app);

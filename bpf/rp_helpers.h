@@ -128,7 +128,11 @@ static __always_inline struct rp_dp_session *rp_session(__u16 store)
 /* The clock leases are judged by; one read serves a packet that checks several. */
 static __always_inline __u64 rp_lease_now(void)
 {
+#ifndef RP_NO_REPLICATION
 	return bpf_ktime_get_coarse_ns();
+#else
+	return 0;	/* no lease expires: the baseline reads no clock */
+#endif
 }
 
 #ifndef RP_NO_REPLICATION
@@ -172,7 +176,11 @@ static __always_inline __u32 rp_live_epoch(__u16 store, __u64 now)
  */
 static __always_inline bool rp_held(const struct rp_dp_flow *f, __u32 live)
 {
+#ifndef RP_NO_REPLICATION
 	return f->epoch && f->epoch == live;
+#else
+	return f->epoch;	/* installed here, under any epoch */
+#endif
 }
 
 /*
@@ -219,7 +227,11 @@ struct rp_flow_view {
  */
 static __always_inline bool rp_view_held(const struct rp_flow_view *v, __u32 live)
 {
+#ifndef RP_NO_REPLICATION
 	return v->epoch && v->epoch == live;
+#else
+	return v->epoch;
+#endif
 }
 
 static __always_inline bool rp_flow_peek(const struct rp_dp_flow *f, struct rp_flow_view *v,

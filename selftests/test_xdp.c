@@ -703,12 +703,31 @@ Test(xdp, a_revoke_that_overtakes_its_grant_gives_the_holding_up)
 	cr_assert(fx_flow(&fwd, &f));
 	cr_assert_eq(f.epoch, 0, "not held");
 
-	/* the next packet asks again, naming the holding it gave up */
+	/*
+	 * The next packet asks again, naming the holding it gave up, and,
+	 * since the entry the revoke made holds no mapping, proposing a fresh
+	 * one (not the entry's zeros), its reverse key to follow.
+	 */
 	syn_len = fx_tcp(syn, fx_mac_int, fx_mac_client, FX_CLIENT, 40500, FX_SERVER, 80, FX_SYN, 0);
 	fx_run(syn, syn_len, fx.ifindex_int, &out);
 	fx_decode_request(&out, &req);
 	cr_assert_eq(req.type, RP_MSG_LEASE_REQ);
 	cr_assert_eq(req.gen, 3);
+	cr_assert(req.flags & RP_F_STATE, "a proposal");
+	cr_assert_eq(req.state_len, sizeof(st));
+	{
+		struct rp_nat_state prop;
+
+		memcpy(&prop, req.state, sizeof(prop));
+		cr_assert_eq(prop.addr, htonl(FX_EXT), "the external address, not zeros");
+		cr_assert_eq(prop.dir, RP_NAT_FWD);
+		cr_assert(ntohs(prop.port) >= FX_PORT_BASE &&
+			  ntohs(prop.port) < FX_PORT_BASE + FX_PORT_SPAN, "a port of the range: %u",
+			  ntohs(prop.port));
+	}
+	cr_assert(fx_flow(&fwd, &f));
+	cr_assert(f.flags & RP_DPF_REV_PENDING, "its reverse key to follow a grant");
+	cr_assert_eq(fx_stat(RP_DP_nat_new), 1);
 
 	/* a later holding's grant is taken */
 	len = store_msg(msg, FX_STORE, RP_MSG_GRANT, &fwd, 0, FX_EPOCH, &st, sizeof(st), NULL, 0);

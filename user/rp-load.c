@@ -419,6 +419,11 @@ static int load(struct rp_agent *a)
 #ifndef __x86_64__
 	/* reads of a flow without its lock rely on x86-64's load order (rp_flow_peek) */
 	a->skel->rodata->cfg_peek = 0;
+	/*
+	 * So does the data plane's read of a session (expiry, then epoch):
+	 * elsewhere a packet could pair a new expiry with an old epoch.
+	 */
+	pr_warn("rp-load: this data plane is checked on x86-64 only: its lock-free read of a session's epoch and expiry may be reordered here (docs/DATAPLANE.md, Concurrency)\n");
 #endif
 	a->skel->rodata->cfg_mac = c->mac;
 	a->skel->rodata->cfg_mac_key[0] = c->mac_key[0];
