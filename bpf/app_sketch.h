@@ -34,7 +34,7 @@ int rp_app_sketch(struct xdp_md *ctx)
 	struct rp_pkt p;
 	struct rp_scratch *sc = rp_app_begin(ctx, &p);
 	struct rp_dp_flow *row[RP_SKETCH_ROWS];
-	__u32 col[RP_SKETCH_ROWS], live;
+	__u32 col[RP_SKETCH_ROWS], live[RP_SKETCH_ROWS];
 	struct rp_sketch_chunk prop;
 	struct rp_sketch_heavy hh;
 	struct rp_flow_key key;
@@ -57,8 +57,8 @@ int rp_app_sketch(struct xdp_md *ctx)
 		col[r] = rp_sketch_col(src, r);
 		rp_sketch_key(&key, cfg_sketch_id, r, col[r]);
 		f = bpf_map_lookup_elem(&flows, &key);
-		live = rp_live_epoch(rp_store_of(&key), now);
-		if (!f || RP_READ_ONCE(f->epoch) != live || !live) {
+		live[r] = rp_live_epoch(rp_store_of(&key), now);
+		if (!f || !rp_epoch_held(RP_READ_ONCE(f->epoch), live[r])) {
 			/* this row's chunk first; the packet comes back for the next */
 			__builtin_memset(&prop, 0, sizeof(prop));
 			if (f) {
@@ -80,13 +80,12 @@ int rp_app_sketch(struct xdp_md *ctx)
 		struct rp_dp_flow *c = row[r];
 		__u64 v = ~0ull;
 
-		live = rp_live_epoch(c->store, now);
 		/*
 		 * Counted only while held: a chunk revoked since the look above
 		 * (rare) misses this packet, within bounded mode's loss.
 		 */
 		rp_flow_lock(c);
-		if (rp_held(c, live) && c->state_len == sizeof(prop))
+		if (rp_held(c, live[r]) && c->state_len == sizeof(prop))
 			v = ++((struct rp_sketch_chunk *)c->state)->cell[col[r] % RP_SKETCH_CHUNK_CELLS];
 		rp_flow_unlock(c);
 		if (v == ~0ull)

@@ -171,16 +171,22 @@ static __always_inline __u32 rp_live_epoch(__u16 store, __u64 now)
 #endif
 
 /*
- * This switch holds the flow's lease, `live` being its chain's live epoch
- * (rp_live_epoch()).  Under the flow's lock, or on a copy made under it.
+ * A flow leased under `epoch` is held, `live` being its chain's live epoch
+ * (rp_live_epoch()).
  */
-static __always_inline bool rp_held(const struct rp_dp_flow *f, __u32 live)
+static __always_inline bool rp_epoch_held(__u32 epoch, __u32 live)
 {
 #ifndef RP_NO_REPLICATION
-	return f->epoch && f->epoch == live;
+	return epoch && epoch == live;
 #else
-	return f->epoch;	/* installed here, under any epoch */
+	return epoch;	/* installed here, under any epoch */
 #endif
+}
+
+/* This switch holds the flow's lease: under the flow's lock. */
+static __always_inline bool rp_held(const struct rp_dp_flow *f, __u32 live)
+{
+	return rp_epoch_held(f->epoch, live);
 }
 
 /*
@@ -227,11 +233,7 @@ struct rp_flow_view {
  */
 static __always_inline bool rp_view_held(const struct rp_flow_view *v, __u32 live)
 {
-#ifndef RP_NO_REPLICATION
-	return v->epoch && v->epoch == live;
-#else
-	return v->epoch;
-#endif
+	return rp_epoch_held(v->epoch, live);
 }
 
 static __always_inline bool rp_flow_peek(const struct rp_dp_flow *f, struct rp_flow_view *v,
