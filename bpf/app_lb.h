@@ -206,35 +206,17 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 static __always_inline int lb_reply(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p)
 {
 	struct iphdr *ip = p->ip;
-	__u8 bits = rp_xlate_closing_bits(p);
+	struct rp_xlate_seen seen = {};
 	struct rp_xlate_state st = {};
 	struct rp_flow_key rev;
-	struct rp_flow_view v;
 	struct rp_dp_flow *r;
-	bool held = false, known = false, write = false;
-	__u32 live;
 
 	rp_key_v4(&rev, ip->protocol, ip->saddr, p->l4->source, ip->daddr, p->l4->dest);
 	r = bpf_map_lookup_elem(&flows, &rev);
-	if (r) {
-		live = rp_live_epoch(rp_store_of(&rev), rp_lease_now());
-		if (!bits && rp_flow_peek(r, &v, sizeof(st))) {
-			__builtin_memcpy(&st, v.state, sizeof(st));
-			if (rp_view_held(&v, live) && v.state_len == sizeof(st) &&
-			    st.dir == RP_LB_REV)
-				return rp_xlate_apply(ctx, sc, p, &rev, &st, true, false);
-		}
-		rp_flow_lock(r);
-		held = rp_held(r, live);
-		known = r->state_len == sizeof(st);
-		if (held && known && ((struct rp_lb_state *)r->state)->dir == RP_LB_REV)
-			write = rp_xlate_take_locked(sc, r, bits, &st);
-		else
-			__builtin_memcpy(&st, r->state, sizeof(st));
-		rp_flow_unlock(r);
-	}
-	if (!held) {
-		if (known)
+	if (r && rp_xlate_look(sc, r, &rev, rp_xlate_closing_bits(p), RP_LB_REV, &st, &seen))
+		return rp_xlate_apply(ctx, sc, p, &rev, &st, true, false);
+	if (!seen.held) {
+		if (seen.known)
 			return rp_lease(ctx, sc, &rev, &st, sizeof(st));
 		/* from a backend: a reply the store may know; never invent one */
 		if (lb_is_backend(ip->saddr, p->l4->source))
@@ -242,11 +224,11 @@ static __always_inline int lb_reply(struct xdp_md *ctx, struct rp_scratch *sc, s
 		rp_stat(RP_DP_pass_not_app);
 		return XDP_PASS;
 	}
-	if (!known || st.dir != RP_LB_REV) {
+	if (!seen.known || st.dir != RP_LB_REV) {
 		rp_stat(RP_DP_lb_no_mapping);
 		return XDP_DROP;
 	}
-	return rp_xlate_apply(ctx, sc, p, &rev, &st, true, write);
+	return rp_xlate_apply(ctx, sc, p, &rev, &st, true, seen.write);
 }
 
 SEC("xdp")

@@ -182,41 +182,27 @@ static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc
 				       struct rp_pkt *p)
 {
 	struct iphdr *ip = p->ip;
-	__u8 bits = rp_xlate_closing_bits(p);
 	struct rp_xlate_state st = {};
+	struct rp_xlate_seen seen;
 	struct rp_flow_key rev;
-	struct rp_flow_view v;
 	struct rp_dp_flow *r;
-	bool held, known, write = false;
-	__u32 live;
 
 	rp_key_v4(&rev, ip->protocol, ip->saddr, p->l4->source, ip->daddr, p->l4->dest);
 	r = bpf_map_lookup_elem(&flows, &rev);
 	if (!r)
 		/* never invent a mapping */
 		return rp_lease(ctx, sc, &rev, NULL, 0);
-	live = rp_live_epoch(rp_store_of(&rev), rp_lease_now());
-	if (!bits && rp_flow_peek(r, &v, sizeof(st))) {
-		__builtin_memcpy(&st, v.state, sizeof(st));
-		if (rp_view_held(&v, live) && v.state_len == sizeof(st) && st.dir == RP_NAT_REV)
-			return rp_xlate_apply(ctx, sc, p, &rev, &st, false, false);
-	}
-	rp_flow_lock(r);
-	held = rp_held(r, live);
-	known = r->state_len == sizeof(st);
-	if (held && known && ((struct rp_nat_state *)r->state)->dir == RP_NAT_REV)
-		write = rp_xlate_take_locked(sc, r, bits, &st);
-	else
-		__builtin_memcpy(&st, r->state, sizeof(st));
-	rp_flow_unlock(r);
-	if (!held)
+	if (rp_xlate_look(sc, r, &rev, rp_xlate_closing_bits(p), RP_NAT_REV, &st, &seen))
+		return rp_xlate_apply(ctx, sc, p, &rev, &st, false, false);
+	if (!seen.held)
 		/* one this switch had, it may propose again */
-		return known ? rp_lease(ctx, sc, &rev, &st, sizeof(st)) : rp_lease(ctx, sc, &rev, NULL, 0);
-	if (!known || st.dir != RP_NAT_REV) {
+		return seen.known ? rp_lease(ctx, sc, &rev, &st, sizeof(st))
+				  : rp_lease(ctx, sc, &rev, NULL, 0);
+	if (!seen.known || st.dir != RP_NAT_REV) {
 		rp_stat(RP_DP_nat_no_mapping);
 		return XDP_DROP;
 	}
-	return rp_xlate_apply(ctx, sc, p, &rev, &st, false, write);
+	return rp_xlate_apply(ctx, sc, p, &rev, &st, false, seen.write);
 }
 
 SEC("xdp")

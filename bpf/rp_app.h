@@ -233,6 +233,44 @@ static __always_inline bool rp_xlate_take_locked(struct rp_scratch *sc, struct r
 	return write;
 }
 
+/* What a look at a translation's key under its lock found (rp_xlate_look()). */
+struct rp_xlate_seen {
+	bool held;	/* this switch holds the key */
+	bool known;	/* its state has a translation's size */
+	bool write;	/* the packet writes: built in the scratch */
+};
+
+/*
+ * Key `f` of a translation (`key`), whose state must name direction `dir`,
+ * for a packet with closing bits `bits`.  True when the packet only reads a
+ * held key, seen without the lock (*st is its translation: forward at
+ * once); else false, with what the look under the lock found in *seen and
+ * the translation (or the state seen, for a lease request) in *st.
+ */
+static __always_inline bool rp_xlate_look(struct rp_scratch *sc, struct rp_dp_flow *f,
+					  const struct rp_flow_key *key, __u8 bits, __u8 dir,
+					  struct rp_xlate_state *st, struct rp_xlate_seen *seen)
+{
+	__u32 live = rp_live_epoch(rp_store_of(key), rp_lease_now());
+	struct rp_flow_view v;
+
+	if (!bits && rp_flow_peek(f, &v, sizeof(*st))) {
+		__builtin_memcpy(st, v.state, sizeof(*st));
+		if (rp_view_held(&v, live) && v.state_len == sizeof(*st) && st->dir == dir)
+			return true;
+	}
+	rp_flow_lock(f);
+	seen->held = rp_held(f, live);
+	seen->known = f->state_len == sizeof(*st);
+	seen->write = false;
+	if (seen->held && seen->known && ((struct rp_xlate_state *)f->state)->dir == dir)
+		seen->write = rp_xlate_take_locked(sc, f, bits, st);
+	else
+		__builtin_memcpy(st, f->state, sizeof(*st));
+	rp_flow_unlock(f);
+	return false;
+}
+
 /* Which holding of a flow a program saw under its lock (rp_hold_of()). */
 struct rp_hold {
 	__u32 epoch;
