@@ -472,8 +472,7 @@ int rp_topo_route_via(struct rp_topo *t, unsigned int i)
 
 int rp_topo_route_side(struct rp_topo *t, unsigned int i, enum rp_topo_side side)
 {
-	const char *cns = t->opts.routers ? t->ns_crt : t->ns_client;
-	const char *sns = t->opts.routers ? t->ns_srt : t->ns_server;
+	const char *cns = client_side(t), *sns = server_side(t);
 	/* a router's own address is not the client's: only a host sets the source */
 	const char *src = t->opts.routers ? "" : " src " RP_TOPO_CLIENT;
 	char cmd[768], c[160] = "true", s[256] = "true";
