@@ -19,7 +19,8 @@
  * RP_TAKEOVER_QUEUES=N (the `takeover` suite on N-queue veths).
  *
  * The `takeover_mq` suite: the same download on multi-queue veths with a
- * chain of three replicas (below).
+ * chain of three replicas; `takeover_mq_store`: the same links with one
+ * store, which needs no ZooKeeper and so runs in the VM too (below).
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
