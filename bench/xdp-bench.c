@@ -238,10 +238,11 @@ static int install_flow(struct bpf_object *obj, const struct app_case *a, bool r
 		/* the chunk of each row the client's cells are in */
 		for (uint32_t r = 0; r < RP_SKETCH_ROWS; r++) {
 			rp_sketch_key(&key, 1, r, rp_sketch_col(htonl(CLIENT), r));
+			f.key = key;
 			if (bpf_map_update_elem(flows, &key, &f, 0))
 				return -errno;
 		}
-	} else if (bpf_map_update_elem(flows, &key, &f, 0)) {
+	} else if ((f.key = key, bpf_map_update_elem(flows, &key, &f, 0))) {
 		return -errno;
 	}
 	if (replicated) {

@@ -29,7 +29,7 @@ int rp_app_counter(struct xdp_md *ctx)
 	struct rp_counter_state *st, prop = {};
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
-	bool held, known;
+	bool mine, held, known;
 	__u64 len;
 	__u32 live;
 	int dir;
@@ -51,8 +51,9 @@ int rp_app_counter(struct xdp_md *ctx)
 	 * counted them.
 	 */
 	rp_flow_lock(f);
-	held = rp_held(f, live);
-	known = f->state_len == sizeof(*st);
+	mine = rp_flow_is(f, &key);
+	held = mine && rp_held(f, live);
+	known = mine && f->state_len == sizeof(*st) && (held || !(f->flags & RP_DPF_GONE));
 	if (held && known) {
 		st = (struct rp_counter_state *)f->state;
 		st->pkts[dir]++;
@@ -74,6 +75,7 @@ int rp_app_counter(struct xdp_md *ctx)
 		rp_stat(RP_DP_drop_bad_state);
 		return XDP_DROP;
 	}
+	rp_touch(f, rp_tcp_flags(&p), rp_touch_now());
 	if (cfg_bounded) {
 		rp_stat(RP_DP_counter_local);
 		return rp_pass(ctx, sc, &p);

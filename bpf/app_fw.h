@@ -209,7 +209,7 @@ int rp_app_fw(struct xdp_md *ctx)
 {
 	struct rp_pkt p;
 	struct rp_scratch *sc = rp_app_begin(ctx, &p);
-	bool out, in, tcp, may_open, known, refresh = false;
+	bool out, in, tcp, may_open, mine, known, refresh = false;
 	struct rp_fw_state st, next;
 	struct rp_flow_view view;
 	struct rp_flow_key key;
@@ -242,7 +242,7 @@ int rp_app_fw(struct xdp_md *ctx)
 	live = rp_live_epoch(rp_store_of(&key), rp_lease_now());
 	now = tcp ? 0 : bpf_ktime_get_tai_ns();
 	may_open = fw_may_open(&p, out);
-	if (rp_flow_peek(f, &view, sizeof(st)) && rp_view_held(&view, live) &&
+	if (rp_flow_peek(f, &key, &view, sizeof(st)) && rp_view_held(&view, live) &&
 	    fw_state_ok(view.state, view.state_len, tcp) && view.seq == view.acked) {
 		/*
 		 * The fast path: a packet that moves the phase nowhere only
@@ -252,13 +252,19 @@ int rp_app_fw(struct xdp_md *ctx)
 		__builtin_memcpy(&next, &st, sizeof(next));
 		if ((tcp ? fw_tcp_next(&next, may_open, out, tf)
 			 : fw_udp_next(&next, may_open, out, now)) &&
-		    fw_same(&next, &st))
+		    fw_same(&next, &st)) {
+			rp_touch(f, tf, rp_touch_now());
 			return rp_pass(ctx, sc, &p);
+		}
 	}
 	rp_flow_lock(f);
-	v = fw_step_locked(sc, f, live, tcp, may_open, out, tf, now, &st, &refresh);
-	known = f->state_len == sizeof(st);
+	mine = rp_flow_is(f, &key);
+	v = mine ? fw_step_locked(sc, f, live, tcp, may_open, out, tf, now, &st, &refresh)
+		 : FW_NOT_HELD;
+	known = mine && f->state_len == sizeof(st) && !(f->flags & RP_DPF_GONE);
 	rp_flow_unlock(f);
+	if (v == FW_PASS || v == FW_WRITE)
+		rp_touch(f, tf, rp_touch_now());
 
 	switch (v) {
 	case FW_NOT_HELD:

@@ -62,7 +62,8 @@ static __always_inline bool lb_is_backend(__be32 addr, __be16 port)
  * key no longer waits for it.  A verdict, or -1 when the packet goes on.
  */
 static __always_inline int lb_reverse_ready(struct xdp_md *ctx, struct rp_scratch *sc,
-					    struct rp_pkt *p, struct rp_dp_flow *f, struct rp_hold h,
+					    struct rp_pkt *p, struct rp_dp_flow *f,
+					    const struct rp_flow_key *fwd, struct rp_hold h,
 					    const struct rp_flow_key *rev, __u64 now)
 {
 	struct iphdr *ip = p->ip;
@@ -76,7 +77,7 @@ static __always_inline int lb_reverse_ready(struct xdp_md *ctx, struct rp_scratc
 		__u32 live = rp_live_epoch(rp_store_of(rev), now);
 
 		rp_flow_lock(r);
-		held = rp_held(r, live);
+		held = rp_flow_is(r, rev) && rp_held(r, live);
 		known = r->state_len == sizeof(rst);
 		__builtin_memcpy(&rst, r->state, sizeof(rst));
 		rp_flow_unlock(r);
@@ -95,7 +96,7 @@ static __always_inline int lb_reverse_ready(struct xdp_md *ctx, struct rp_scratc
 		return XDP_DROP;
 	}
 	rp_flow_lock(f);
-	rp_flags_locked(f, h, RP_DPF_REV_PENDING, RP_DPF_REV_KNOWN);
+	rp_flags_locked(f, fwd, h, RP_DPF_REV_PENDING, RP_DPF_REV_KNOWN);
 	rp_flow_unlock(f);
 	return -1;
 }
@@ -105,13 +106,13 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 {
 	struct iphdr *ip = p->ip;
 	__be16 sport = p->l4->source, dport = p->l4->dest;
-	__u8 bits = rp_xlate_closing_bits(p), flags;
+	__u8 tf = rp_tcp_flags(p), bits = rp_xlate_closing_bits(tf), flags;
 	struct rp_xlate_state st = {};
 	struct rp_flow_key fwd, rev;
 	struct rp_flow_view v;
 	struct rp_dp_flow *f;
 	struct rp_hold hold;
-	bool held, known, write = false;
+	bool mine, held, known, write = false;
 	__u64 now = rp_lease_now();
 	__u32 live;
 	int rc;
@@ -132,16 +133,19 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
 	}
 	live = rp_live_epoch(rp_store_of(&fwd), now);
-	if (!bits && rp_flow_peek(f, &v, sizeof(st))) {
+	if (!bits && rp_flow_peek(f, &fwd, &v, sizeof(st))) {
 		/* the fast path: a packet that only reads takes no lock */
 		__builtin_memcpy(&st, v.state, sizeof(st));
 		if (rp_view_held(&v, live) && v.state_len == sizeof(st) && st.dir == RP_LB_FWD &&
-		    (v.flags & (RP_DPF_REV_PENDING | RP_DPF_REV_KNOWN)) == RP_DPF_REV_KNOWN)
+		    (v.flags & (RP_DPF_REV_PENDING | RP_DPF_REV_KNOWN)) == RP_DPF_REV_KNOWN) {
+			rp_touch(f, tf, rp_touch_now());
 			return rp_xlate_apply(ctx, sc, p, &fwd, &st, false, false);
+		}
 	}
 	rp_flow_lock(f);
-	held = rp_held(f, live);
-	known = f->state_len == sizeof(st);
+	mine = rp_flow_is(f, &fwd);
+	held = mine && rp_held(f, live);
+	known = mine && f->state_len == sizeof(st) && !(f->flags & RP_DPF_GONE);
 	flags = f->flags;
 	hold = rp_hold_of(f);
 	if (held && known && ((struct rp_lb_state *)f->state)->dir == RP_LB_FWD &&
@@ -150,6 +154,8 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 	else
 		__builtin_memcpy(&st, f->state, sizeof(st));
 	rp_flow_unlock(f);
+	if (held)
+		rp_touch(f, tf, rp_touch_now());
 	if (!held) {
 		if (known)
 			/* known here: ask again with the backend it had */
@@ -172,7 +178,7 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 
 	rp_key_v4(&rev, ip->protocol, st.addr, st.port, ip->saddr, sport);
 	if (flags & RP_DPF_REV_PENDING) {
-		rc = lb_reverse_ready(ctx, sc, p, f, hold, &rev, now);
+		rc = lb_reverse_ready(ctx, sc, p, f, &fwd, hold, &rev, now);
 		if (rc >= 0)
 			return rc;
 	} else {
@@ -186,14 +192,14 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 
 		rp_flow_note(sc, &rev, &note, sizeof(note), 0);
 		rp_flow_lock(f);
-		learned = rp_flags_locked(f, hold, 0, RP_DPF_REV_KNOWN);
+		learned = rp_flags_locked(f, &fwd, hold, 0, RP_DPF_REV_KNOWN);
 		rp_flow_unlock(f);
 		if (learned)
 			rp_stat(RP_DP_lb_learned);
 	}
 	/* the forward key again, now that its reverse key is known */
 	rp_flow_lock(f);
-	held = rp_held(f, live);
+	held = rp_flow_is(f, &fwd) && rp_held(f, live);
 	if (held)
 		write = rp_xlate_take_locked(sc, f, bits, &st);
 	rp_flow_unlock(f);
@@ -213,7 +219,7 @@ static __always_inline int lb_reply(struct xdp_md *ctx, struct rp_scratch *sc, s
 
 	rp_key_v4(&rev, ip->protocol, ip->saddr, p->l4->source, ip->daddr, p->l4->dest);
 	r = bpf_map_lookup_elem(&flows, &rev);
-	if (r && rp_xlate_look(sc, r, &rev, rp_xlate_closing_bits(p), RP_LB_REV, &st, &seen))
+	if (r && rp_xlate_look(sc, r, &rev, rp_tcp_flags(p), RP_LB_REV, &st, &seen))
 		return rp_xlate_apply(ctx, sc, p, &rev, &st, true, false);
 	if (!seen.held) {
 		if (seen.known)

@@ -52,7 +52,8 @@ static __always_inline __be16 nat_alloc_port(void)
  * no longer waits for it.  A verdict, or -1 when the packet goes on.
  */
 static __always_inline int nat_reverse_ready(struct xdp_md *ctx, struct rp_scratch *sc,
-					     struct rp_pkt *p, struct rp_dp_flow *f, struct rp_hold h,
+					     struct rp_pkt *p, struct rp_dp_flow *f,
+					     const struct rp_flow_key *fwd, struct rp_hold h,
 					     const struct rp_xlate_state *st, __u64 now)
 {
 	struct iphdr *ip = p->ip;
@@ -68,7 +69,7 @@ static __always_inline int nat_reverse_ready(struct xdp_md *ctx, struct rp_scrat
 		__u32 live = rp_live_epoch(rp_store_of(&rev), now);
 
 		rp_flow_lock(r);
-		held = rp_held(r, live);
+		held = rp_flow_is(r, &rev) && rp_held(r, live);
 		__builtin_memcpy(&rst, r->state, sizeof(rst));
 		rp_flow_unlock(r);
 	}
@@ -86,7 +87,7 @@ static __always_inline int nat_reverse_ready(struct xdp_md *ctx, struct rp_scrat
 		return XDP_DROP;
 	}
 	rp_flow_lock(f);
-	rp_flags_locked(f, h, RP_DPF_REV_PENDING, 0);
+	rp_flags_locked(f, fwd, h, RP_DPF_REV_PENDING, 0);
 	rp_flow_unlock(f);
 	return -1;
 }
@@ -95,13 +96,13 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 					struct rp_pkt *p)
 {
 	struct iphdr *ip = p->ip;
-	__u8 bits = rp_xlate_closing_bits(p);
+	__u8 tf = rp_tcp_flags(p), bits = rp_xlate_closing_bits(tf);
 	struct rp_xlate_state st = {};
 	struct rp_flow_key fwd;
 	struct rp_flow_view v;
 	struct rp_dp_flow *f;
 	struct rp_hold hold;
-	bool held, pending, fresh = false, write = false;
+	bool mine, held, pending, fresh = false, write = false;
 	__be16 port = 0;
 	__u64 now = rp_lease_now();
 	__u32 live;
@@ -119,23 +120,26 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
 	}
 	live = rp_live_epoch(rp_store_of(&fwd), now);
-	if (!bits && rp_flow_peek(f, &v, sizeof(st))) {
+	if (!bits && rp_flow_peek(f, &fwd, &v, sizeof(st))) {
 		/* the fast path: a packet that only reads takes no lock */
 		__builtin_memcpy(&st, v.state, sizeof(st));
 		if (rp_view_held(&v, live) && !(v.flags & RP_DPF_REV_PENDING) &&
-		    st.dir == RP_NAT_FWD)
+		    st.dir == RP_NAT_FWD) {
+			rp_touch(f, tf, rp_touch_now());
 			return rp_xlate_apply(ctx, sc, p, &fwd, &st, true, false);
+		}
 	}
 	/*
 	 * An entry with no mapping (made for a revoke or a grant on its way,
 	 * holding nothing) is a new connection here: a port for it, taken
 	 * before the lock, which the entry may have gained meanwhile.
 	 */
-	if (RP_READ_ONCE(f->state_len) != sizeof(st))
+	if (RP_READ_ONCE(f->state_len) != sizeof(st) || (RP_READ_ONCE(f->flags) & RP_DPF_GONE))
 		port = nat_alloc_port();
 	rp_flow_lock(f);
-	held = rp_held(f, live);
-	if (!held && f->state_len != sizeof(st) && port) {
+	mine = rp_flow_is(f, &fwd);
+	held = mine && rp_held(f, live);
+	if (mine && !held && (f->state_len != sizeof(st) || (f->flags & RP_DPF_GONE)) && port) {
 		struct rp_xlate_state *cur = (struct rp_xlate_state *)f->state;
 
 		cur->addr = cfg_nat_ext_addr;
@@ -143,7 +147,7 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 		cur->dir = RP_NAT_FWD;
 		cur->closing = 0;
 		f->state_len = sizeof(st);
-		f->flags |= RP_DPF_REV_PENDING;
+		f->flags = (f->flags & ~RP_DPF_LIFE) | RP_DPF_REV_PENDING;
 		fresh = true;
 	}
 	pending = f->flags & RP_DPF_REV_PENDING;
@@ -155,6 +159,8 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 	rp_flow_unlock(f);
 	if (fresh)
 		rp_stat(RP_DP_nat_new);
+	if (held)
+		rp_touch(f, tf, rp_touch_now());
 	if (!held)
 		/* known here: ask again with what we know */
 		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
@@ -163,12 +169,12 @@ static __always_inline int nat_outbound(struct xdp_md *ctx, struct rp_scratch *s
 		return XDP_DROP;
 	}
 	if (pending) {
-		rc = nat_reverse_ready(ctx, sc, p, f, hold, &st, now);
+		rc = nat_reverse_ready(ctx, sc, p, f, &fwd, hold, &st, now);
 		if (rc >= 0)
 			return rc;
 		/* the forward key again, now without the wait */
 		rp_flow_lock(f);
-		held = rp_held(f, live);
+		held = rp_flow_is(f, &fwd) && rp_held(f, live);
 		if (held)
 			write = rp_xlate_take_locked(sc, f, bits, &st);
 		rp_flow_unlock(f);
@@ -192,7 +198,7 @@ static __always_inline int nat_inbound(struct xdp_md *ctx, struct rp_scratch *sc
 	if (!r)
 		/* never invent a mapping */
 		return rp_lease(ctx, sc, &rev, NULL, 0);
-	if (rp_xlate_look(sc, r, &rev, rp_xlate_closing_bits(p), RP_NAT_REV, &st, &seen))
+	if (rp_xlate_look(sc, r, &rev, rp_tcp_flags(p), RP_NAT_REV, &st, &seen))
 		return rp_xlate_apply(ctx, sc, p, &rev, &st, false, false);
 	if (!seen.held)
 		/* one this switch had, it may propose again */

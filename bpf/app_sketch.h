@@ -63,7 +63,7 @@ int rp_app_sketch(struct xdp_md *ctx)
 			__builtin_memset(&prop, 0, sizeof(prop));
 			if (f) {
 				rp_flow_lock(f);
-				if (f->state_len == sizeof(prop))
+				if (rp_flow_is(f, &key) && f->state_len == sizeof(prop))
 					__builtin_memcpy(&prop, f->state, sizeof(prop));
 				rp_flow_unlock(f);
 			}

@@ -348,7 +348,7 @@ static __always_inline bool rp_msg_ok(const struct rp_msg *msg, __u32 tail)
 	    msg->hdr.app_id == RP_APP_NONE)
 		return true;
 	if (type != RP_MSG_GRANT && type != RP_MSG_MIGRATE && type != RP_MSG_ACK &&
-	    type != RP_MSG_REVOKE && type != RP_MSG_REJECT)
+	    type != RP_MSG_REVOKE && type != RP_MSG_REJECT && type != RP_MSG_EXPIRE_ACK)
 		return false;
 	return msg->hdr.app_id == cfg_app && msg->key.family == RP_AF_INET;
 }
@@ -387,7 +387,8 @@ enum rp_install_verdict {
 static __always_inline enum rp_install_verdict rp_install_locked(struct rp_dp_flow *f,
 								 const struct rp_msg *msg,
 								 __u32 epoch, __u16 gen,
-								 __u16 store, __u64 now)
+								 __u16 store, __u64 now,
+								 __u64 seen)
 {
 	if (f->epoch == epoch) {
 		if (f->gen == gen)
@@ -415,6 +416,9 @@ static __always_inline enum rp_install_verdict rp_install_locked(struct rp_dp_fl
 	f->store = store;
 	f->since_ns = now;
 	f->until_ns = 0;
+	/* a new holding: idle from now, and no longer expired or unknown */
+	f->seen_ns = seen;
+	f->flags &= ~RP_DPF_LIFE;
 	return RP_INSTALLED;
 }
 
@@ -425,10 +429,10 @@ static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __
 	__u16 gen = bpf_ntohs(msg->hdr.gen);
 	struct rp_dp_session *sess = rp_session(store);
 	struct rp_scratch *sc = rp_scratch();
-	enum rp_install_verdict v;
+	enum rp_install_verdict v = RP_STALE_GRANT;
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
-	__u64 now;
+	__u64 now, seen;
 
 	/* a grant under the session's epoch, live or not (it may be renewed) */
 	live = sess ? RP_READ_ONCE(sess->epoch) : 0;
@@ -438,7 +442,7 @@ static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __
 	}
 	__builtin_memcpy(&key, &msg->key, sizeof(key));
 	/* a new entry holds nothing, and takes the grant under its lock as any */
-	f = rp_scratch_flow(sc);
+	f = rp_scratch_flow(sc, &key);
 	f->store = store;
 	f = rp_flow_get(&key, f);
 	if (!f) {
@@ -446,8 +450,11 @@ static __always_inline int rp_install(struct xdp_md *ctx, struct rp_msg *msg, __
 		return XDP_DROP;
 	}
 	now = bpf_ktime_get_ns();
+	seen = rp_touch_now();
 	rp_flow_lock(f);
-	v = rp_install_locked(f, msg, epoch, gen, store, now);
+	/* an element deleted and made another key's meanwhile: lost like a datagram */
+	if (rp_flow_is(f, &key))
+		v = rp_install_locked(f, msg, epoch, gen, store, now, seen);
 	rp_flow_unlock(f);
 	if (v == RP_STALE_GRANT) {
 		rp_stat(RP_DP_drop_stale_grant);
@@ -508,8 +515,9 @@ static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (f) {
 		rp_flow_lock(f);
-		v = rp_ack_locked(f, bpf_ntohl(msg->hdr.epoch), bpf_ntohs(msg->hdr.gen),
-				  bpf_ntohl(msg->hdr.seq));
+		if (rp_flow_is(f, &key))
+			v = rp_ack_locked(f, bpf_ntohl(msg->hdr.epoch), bpf_ntohs(msg->hdr.gen),
+					  bpf_ntohl(msg->hdr.seq));
 		rp_flow_unlock(f);
 	}
 	if (v != RP_ACK_TAKEN) {
@@ -566,23 +574,52 @@ static __always_inline bool rp_revoke(const struct rp_msg *msg)
 	struct rp_scratch *sc = rp_scratch();
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
+	bool held = false;
 	__u64 now;
-	bool held;
 
 	if (!sc)
 		return false;
 	__builtin_memcpy(&key, &msg->key, sizeof(key));
 	/* made blank, it takes the revoke under its lock as any entry */
-	f = rp_scratch_flow(sc);
+	f = rp_scratch_flow(sc, &key);
 	f->store = rp_store_of(&key);
+	f->seen_ns = rp_touch_now();	/* kept as long as a given-up holding is */
 	f = rp_flow_get(&key, f);
 	if (!f)
 		return false;
 	now = bpf_ktime_get_ns();
 	rp_flow_lock(f);
-	held = rp_revoke_locked(f, epoch, gen, now);
+	if (rp_flow_is(f, &key))
+		held = rp_revoke_locked(f, epoch, gen, now);
 	rp_flow_unlock(f);
 	return held;
+}
+
+/*
+ * Under the lock of a flow given up as idle: the store's answer to its
+ * EXPIRE (an EXPIRE_ACK, or a REJECT no_flow: deleted; a REJECT not_owner:
+ * another switch has it) ends the delete, for the holding it names.
+ */
+static __always_inline bool rp_expire_answered_locked(struct rp_dp_flow *f, __u32 epoch,
+						      __u16 gen, bool deleted)
+{
+	if (f->epoch || !(f->flags & RP_DPF_EXPIRING) || f->gone_epoch != epoch || f->gen != gen)
+		return false;
+	f->flags = (f->flags & ~RP_DPF_EXPIRING) | (deleted ? RP_DPF_EXPIRED : 0);
+	return true;
+}
+
+/*
+ * A REJECT no_flow (a lookup of a flow the store does not have): noted, so
+ * that the flow's next packets are not asked about again for
+ * cfg_negative_ns (the negative cache; rp-load deletes the note after).
+ */
+static __always_inline void rp_note_no_flow(struct rp_dp_flow *f, __u64 seen)
+{
+	if (f->epoch)
+		return;		/* held: the answer is older than the holding */
+	f->flags |= RP_DPF_NO_FLOW;
+	f->seen_ns = seen;
 }
 
 /*
@@ -590,35 +627,78 @@ static __always_inline bool rp_revoke(const struct rp_msg *msg)
  * of step (not the owner, a conflict, or a stale seq while the store is
  * ahead; else a late copy of an old write), and only for the very holding
  * it names, without a given-up record: the store still counts the switch
- * as the owner and will regrant it.  True if a lease was dropped.
+ * as the owner and will regrant it.  It also ends a delete (not_owner,
+ * no_flow) and notes a flow the store does not have (no_flow).  True if a
+ * lease was dropped.
  */
 static __always_inline bool rp_reject(const struct rp_msg *msg)
 {
 	__u16 gen = bpf_ntohs(msg->hdr.gen);
 	__u32 epoch = bpf_ntohl(msg->hdr.epoch), seq = bpf_ntohl(msg->hdr.seq);
 	__u8 reason = msg->hdr.reason;
+	struct rp_scratch *sc = rp_scratch();
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
 	bool drop = false;
-	__u64 now;
+	__u64 now, seen;
 
 	/* the rest are about the request, not the holding (busy, timeout, ...) */
-	if (reason != RP_REJ_NOT_OWNER && reason != RP_REJ_CONFLICT && reason != RP_REJ_STALE)
+	if (reason != RP_REJ_NOT_OWNER && reason != RP_REJ_CONFLICT && reason != RP_REJ_STALE &&
+	    reason != RP_REJ_NO_FLOW)
+		return false;
+	if (!sc)
 		return false;
 	__builtin_memcpy(&key, &msg->key, sizeof(key));
-	f = bpf_map_lookup_elem(&flows, &key);
+	seen = rp_touch_now();
+	if (reason == RP_REJ_NO_FLOW) {
+		f = rp_scratch_flow(sc, &key);
+		f->store = rp_store_of(&key);
+		f->flags = RP_DPF_NO_FLOW;
+		f->seen_ns = seen;
+		f = rp_flow_get(&key, f);
+	} else {
+		f = bpf_map_lookup_elem(&flows, &key);
+	}
 	if (!f)
 		return false;
 	now = bpf_ktime_get_ns();
 	rp_flow_lock(f);
-	if (f->epoch && f->epoch == epoch && f->gen == gen &&
-	    (reason != RP_REJ_STALE || rp_seq_after(seq, f->seq))) {
+	if (!rp_flow_is(f, &key)) {
+		/* deleted and made another key's meanwhile: nothing of ours */
+	} else if (reason == RP_REJ_NO_FLOW) {
+		if (!rp_expire_answered_locked(f, epoch, gen, true))
+			rp_note_no_flow(f, seen);
+	} else if (reason == RP_REJ_NOT_OWNER && rp_expire_answered_locked(f, epoch, gen, false)) {
+		/* the delete is over: not ours to delete */
+	} else if (f->epoch && f->epoch == epoch && f->gen == gen &&
+		   (reason != RP_REJ_STALE || rp_seq_after(seq, f->seq))) {
 		f->epoch = 0;	/* kept as a hint of the state: the next packet asks again */
 		f->until_ns = now;
 		drop = true;
 	}
 	rp_flow_unlock(f);
+	if (reason == RP_REJ_NO_FLOW)
+		rp_stat(RP_DP_no_flow);
 	return drop;
+}
+
+/* An EXPIRE_ACK: the store deleted the flow this switch gave up as idle. */
+static __always_inline bool rp_expire_acked(const struct rp_msg *msg)
+{
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+	bool done = false;
+
+	__builtin_memcpy(&key, &msg->key, sizeof(key));
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f)
+		return false;
+	rp_flow_lock(f);
+	if (rp_flow_is(f, &key))
+		done = rp_expire_answered_locked(f, bpf_ntohl(msg->hdr.epoch),
+						 bpf_ntohs(msg->hdr.gen), true);
+	rp_flow_unlock(f);
+	return done;
 }
 
 SEC("xdp")
@@ -680,6 +760,9 @@ int rp_store_rx(struct xdp_md *ctx)
 		return rp_install(ctx, msg, (__u16)store);
 	case RP_MSG_ACK:
 		return rp_on_ack(ctx, msg);
+	case RP_MSG_EXPIRE_ACK:
+		rp_stat(rp_expire_acked(msg) ? RP_DP_expire_acked : RP_DP_drop_stale_expire_ack);
+		return XDP_DROP;
 	case RP_MSG_REJECT:
 		rp_stat(RP_DP_reject);
 		if (msg->hdr.reason == RP_REJ_NOT_HEAD) {
@@ -725,6 +808,71 @@ int rp_store_rx(struct xdp_md *ctx)
 }
 
 #endif /* RP_NO_REPLICATION */
+
+/*
+ * rp-load's sweep (user/expiry.c), through BPF_PROG_TEST_RUN with a struct
+ * rp_dp_expire as the packet: gives up the flow if this switch holds it,
+ * every write of it is acknowledged, and no packet came since
+ * idle_before_ns; the holding given up is written back into the record.
+ * Given up under the flow's lock, so that no packet uses the flow after
+ * the decision: the next one asks the store (and is dropped while the
+ * delete is under way, rp_lease).  In bounded mode the counts since the
+ * last snapshot go with the flow, as expiry means.
+ */
+SEC("xdp")
+int rp_expire(struct xdp_md *ctx)
+{
+	struct rp_dp_expire *req = (void *)(long)ctx->data;
+	int verdict = RP_EXPIRE_KEPT;
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+	__u32 live, epoch = 0, seq = 0;
+	__u16 gen = 0, store;
+	__u64 cutoff, now;
+
+	if ((void *)(req + 1) > (void *)(long)ctx->data_end)
+		return RP_EXPIRE_KEPT;
+	__builtin_memcpy(&key, &req->key, sizeof(key));
+	cutoff = req->idle_before_ns;
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f)
+		return RP_EXPIRE_KEPT;
+	store = RP_READ_ONCE(f->store);
+	live = rp_live_epoch(store, rp_lease_now());
+	now = bpf_ktime_get_ns();
+	rp_flow_lock(f);
+	if (!rp_flow_is(f, &key)) {
+		/* deleted meanwhile */
+	} else if (rp_held(f, live) && (cfg_bounded || f->acked == f->seq) &&
+		   f->seen_ns <= cutoff) {
+		f->until_ns = now;
+		f->gone_epoch = f->epoch;
+		f->epoch = 0;
+#ifndef RP_NO_REPLICATION
+		f->flags |= RP_DPF_EXPIRING;
+		verdict = RP_EXPIRE_GAVE_UP;
+#else
+		f->flags |= RP_DPF_EXPIRED;	/* no store to tell */
+		verdict = RP_EXPIRE_DONE;
+#endif
+	} else if (!f->epoch && (f->flags & RP_DPF_EXPIRING) && f->gone_epoch == live) {
+		verdict = RP_EXPIRE_PENDING;
+	}
+	if (verdict != RP_EXPIRE_KEPT) {
+		epoch = f->gone_epoch;
+		gen = f->gen;
+		seq = f->seq;
+		store = f->store;
+	}
+	rp_flow_unlock(f);
+	req->epoch = epoch;
+	req->gen = gen;
+	req->seq = seq;
+	req->store = store;
+	if (verdict == RP_EXPIRE_GAVE_UP || verdict == RP_EXPIRE_DONE)
+		rp_stat(RP_DP_expired);
+	return verdict;
+}
 
 /* the applications: one program each, at the slot of their app id */
 #include "app_counter.h"

@@ -149,12 +149,13 @@ static __always_inline bool rp_write_pending(const struct rp_dp_flow *f)
 static __always_inline void rp_flow_note(struct rp_scratch *sc, const struct rp_flow_key *key,
 					 const void *state, __u32 len, __u8 flags)
 {
-	struct rp_dp_flow *f = rp_scratch_flow(sc);
+	struct rp_dp_flow *f = rp_scratch_flow(sc, key);
 
 	__builtin_memcpy(f->state, state, len);
 	f->state_len = (__u8)len;
 	f->flags = flags;
 	f->store = rp_store_of(key);
+	f->seen_ns = rp_touch_now();
 	bpf_map_update_elem(&flows, key, f, BPF_NOEXIST);
 }
 
@@ -204,10 +205,9 @@ _Static_assert(sizeof(struct rp_xlate_state) == sizeof(struct rp_nat_state) &&
 	       RP_XLATE_RST == RP_NAT_RST && RP_XLATE_RST == RP_LB_RST,
 	       "the NAT's and the LB's states are translations");
 
-static __always_inline __u8 rp_xlate_closing_bits(const struct rp_pkt *p)
+/* The closing bits of a packet with TCP flags `tf` (0 for UDP). */
+static __always_inline __u8 rp_xlate_closing_bits(__u8 tf)
 {
-	__u8 tf = rp_tcp_flags(p);
-
 	return (tf & RP_TCP_FIN ? RP_XLATE_FIN : 0) | (tf & RP_TCP_RST ? RP_XLATE_RST : 0);
 }
 
@@ -242,32 +242,39 @@ struct rp_xlate_seen {
 
 /*
  * Key `f` of a translation (`key`), whose state must name direction `dir`,
- * for a packet with closing bits `bits`.  True when the packet only reads a
- * held key, seen without the lock (*st is its translation: forward at
- * once); else false, with what the look under the lock found in *seen and
- * the translation (or the state seen, for a lease request) in *st.
+ * for a packet with TCP flags `tf`.  True when the packet only reads a held
+ * key, seen without the lock (*st is its translation: forward at once);
+ * else false, with what the look under the lock found in *seen and the
+ * translation (or the state seen, for a lease request) in *st.
  */
 static __always_inline bool rp_xlate_look(struct rp_scratch *sc, struct rp_dp_flow *f,
-					  const struct rp_flow_key *key, __u8 bits, __u8 dir,
+					  const struct rp_flow_key *key, __u8 tf, __u8 dir,
 					  struct rp_xlate_state *st, struct rp_xlate_seen *seen)
 {
 	__u32 live = rp_live_epoch(rp_store_of(key), rp_lease_now());
+	__u8 bits = rp_xlate_closing_bits(tf);
 	struct rp_flow_view v;
+	bool mine;
 
-	if (!bits && rp_flow_peek(f, &v, sizeof(*st))) {
+	if (!bits && rp_flow_peek(f, key, &v, sizeof(*st))) {
 		__builtin_memcpy(st, v.state, sizeof(*st));
-		if (rp_view_held(&v, live) && v.state_len == sizeof(*st) && st->dir == dir)
+		if (rp_view_held(&v, live) && v.state_len == sizeof(*st) && st->dir == dir) {
+			rp_touch(f, tf, rp_touch_now());
 			return true;
+		}
 	}
 	rp_flow_lock(f);
-	seen->held = rp_held(f, live);
-	seen->known = f->state_len == sizeof(*st);
+	mine = rp_flow_is(f, key);
+	seen->held = mine && rp_held(f, live);
+	seen->known = mine && f->state_len == sizeof(*st) && !(f->flags & RP_DPF_GONE);
 	seen->write = false;
 	if (seen->held && seen->known && ((struct rp_xlate_state *)f->state)->dir == dir)
 		seen->write = rp_xlate_take_locked(sc, f, bits, st);
 	else
 		__builtin_memcpy(st, f->state, sizeof(*st));
 	rp_flow_unlock(f);
+	if (seen->held)
+		rp_touch(f, tf, rp_touch_now());
 	return false;
 }
 
@@ -284,16 +291,16 @@ static __always_inline struct rp_hold rp_hold_of(const struct rp_dp_flow *f)
 
 /*
  * Under f's lock: its local flags changed (`clear` cleared, then `set` set)
- * only if f is still the holding `h` seen before: a revoke and a grant of
+ * only if f is still `key`'s and the holding `h` seen before: a revoke and a grant of
  * another state in between reset the flags, which are about that state.
  * True if they were changed here.
  */
-static __always_inline bool rp_flags_locked(struct rp_dp_flow *f, struct rp_hold h, __u8 clear,
-					    __u8 set)
+static __always_inline bool rp_flags_locked(struct rp_dp_flow *f, const struct rp_flow_key *key,
+					    struct rp_hold h, __u8 clear, __u8 set)
 {
 	__u8 flags = (f->flags & ~clear) | set;
 
-	if (f->epoch != h.epoch || f->gen != h.gen || flags == f->flags)
+	if (!rp_flow_is(f, key) || f->epoch != h.epoch || f->gen != h.gen || flags == f->flags)
 		return false;
 	f->flags = flags;
 	return true;
@@ -314,6 +321,8 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 	__u16 store = rp_store_of(key);
 	__u32 live = rp_live_epoch(store, rp_lease_now());
 	struct rp_dp_flow *f;
+	__u64 now, age = ~0ull;
+	bool expiring = false;
 	__u16 gone = 0;
 
 	if (!live) {
@@ -322,15 +331,32 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 	}
 	/*
 	 * The request names the holding this switch gave up in this session:
-	 * only such a request can stand for a revoke-ack that was lost.  Not
-	 * in bounded mode, where only rp-load's ack carries the final state.
+	 * only such a request can stand for a revoke-ack that was lost (and a
+	 * flow the store makes anew starts after it).  Not in bounded mode,
+	 * where only rp-load's ack carries the final state.
 	 */
 	f = bpf_map_lookup_elem(&flows, key);
-	if (f && !cfg_bounded) {
+	if (f) {
+		now = rp_touch_now();
 		rp_flow_lock(f);
-		if (!f->epoch && f->gone_epoch == live)
-			gone = f->gen;
+		if (rp_flow_is(f, key) && !f->epoch) {
+			if (f->gone_epoch == live && !cfg_bounded)
+				gone = f->gen;
+			expiring = (f->flags & RP_DPF_EXPIRING) && f->gone_epoch == live;
+			if (f->flags & RP_DPF_NO_FLOW)
+				age = now - f->seen_ns;
+		}
 		rp_flow_unlock(f);
+	}
+	if (expiring) {
+		/* given up as idle, its delete not yet answered: gone, for now */
+		rp_stat(RP_DP_drop_expiring);
+		return XDP_DROP;
+	}
+	if (!proposal && age < cfg_negative_ns) {
+		/* the store said it has no such flow a moment ago */
+		rp_stat(RP_DP_drop_negative);
+		return XDP_DROP;
 	}
 	sc->type = RP_MSG_LEASE_REQ;
 	sc->gen = gone;
@@ -372,6 +398,7 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 				    const struct rp_flow_key *key, const void *proposal, __u32 len)
 {
 	struct rp_dp_flow *init, *f;
+	__u64 now;
 
 	if (!proposal) {
 		/* nothing to look up elsewhere */
@@ -380,7 +407,7 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 	}
 	__builtin_memset(sc->state, 0, RP_STATE_MAX);
 	__builtin_memcpy(sc->state, proposal, len);
-	init = rp_scratch_flow(sc);
+	init = rp_scratch_flow(sc, key);
 	f = rp_flow_get(key, init);
 	if (!f) {
 		rp_stat(RP_DP_drop_table_full);
@@ -391,13 +418,16 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 	 * another CPU installed meanwhile stays as it is, as a regrant keeps
 	 * the holding a switch has.
 	 */
+	now = rp_touch_now();
 	rp_flow_lock(f);
-	if (!f->epoch) {
+	if (rp_flow_is(f, key) && !f->epoch) {
 		__builtin_memcpy(f->state, sc->state, RP_STATE_MAX);
 		f->state_len = (__u8)len;
 		f->epoch = RP_LOCAL_EPOCH;
 		f->seq = 0;
 		f->acked = 0;
+		f->flags &= ~RP_DPF_LIFE;
+		f->seen_ns = now;
 	}
 	rp_flow_unlock(f);
 	rp_stat(RP_DP_grant);

@@ -210,6 +210,42 @@ static __always_inline void rp_flow_unlock(struct rp_dp_flow *f)
 	bpf_spin_unlock(&f->lock);
 }
 
+/*
+ * f still holds `key`: an element rp-load deleted (an expired entry) goes
+ * to the next new key at once, so a program that found it earlier checks,
+ * under the lock or in its lock-free copy, before it trusts or changes it.
+ */
+static __always_inline bool rp_flow_is(const struct rp_dp_flow *f, const struct rp_flow_key *key)
+{
+	const __u64 *a = (const __u64 *)&f->key, *b = (const __u64 *)key;
+	__u64 diff = 0;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*key) / 8); i++)
+		diff |= a[i] ^ b[i];
+	return !diff;
+}
+
+/* The clock of a flow's seen_ns; in both builds, since both expire flows. */
+static __always_inline __u64 rp_touch_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+/*
+ * A packet of the flow (TCP flags `tcp`, 0 for others) at `now`: its
+ * seen_ns moved on once per cfg_touch_ns, and flags it had not seen noted.
+ * Without the lock, so that a packet that only reads stays lock-free: the
+ * fields are the sweep's, no decision of the data plane reads them.
+ */
+static __always_inline void rp_touch(struct rp_dp_flow *f, __u8 tcp, __u64 now)
+{
+	if (now - RP_READ_ONCE(f->seen_ns) >= cfg_touch_ns)
+		f->seen_ns = now;
+	if ((RP_READ_ONCE(f->tcp_seen) | tcp) != f->tcp_seen)
+		f->tcp_seen |= tcp;
+}
+
 /* What a packet that only reads needs of its flow (rp_flow_peek). */
 struct rp_flow_view {
 	__u32 epoch;
@@ -224,8 +260,9 @@ struct rp_flow_view {
  * A copy of the flow's lease, seq numbers, flags and first `len` state
  * bytes (a constant, at most RP_PEEK_STATE) taken without the lock, as a
  * seqlock's reader does: true if no change was under way or made meanwhile,
- * false to take the lock instead.  A packet that only reads then writes
- * nothing shared, so a flow read from several CPUs at once (a connection's
+ * and the element still holds `key`; false to take the lock instead.  A
+ * packet that only reads then writes nothing shared (but seen_ns, once per
+ * cfg_touch_ns), so a flow read from several CPUs at once (a connection's
  * two directions on two queues) does not move a cache line between them.
  * Sound where a load is not reordered with a later load (x86-64: rp-load
  * clears cfg_peek elsewhere) and the writer's stores keep their order (the
@@ -236,10 +273,11 @@ static __always_inline bool rp_view_held(const struct rp_flow_view *v, __u32 liv
 	return rp_epoch_held(v->epoch, live);
 }
 
-static __always_inline bool rp_flow_peek(const struct rp_dp_flow *f, struct rp_flow_view *v,
-					 __u32 len)
+static __always_inline bool rp_flow_peek(const struct rp_dp_flow *f, const struct rp_flow_key *key,
+					 struct rp_flow_view *v, __u32 len)
 {
 	__u32 version;
+	bool same;
 
 	if (!cfg_peek)
 		return false;
@@ -247,6 +285,7 @@ static __always_inline bool rp_flow_peek(const struct rp_dp_flow *f, struct rp_f
 	if (version & 1)
 		return false;
 	rp_barrier();
+	same = rp_flow_is(f, key);
 	v->epoch = f->epoch;
 	v->seq = f->seq;
 	v->acked = f->acked;
@@ -254,24 +293,27 @@ static __always_inline bool rp_flow_peek(const struct rp_dp_flow *f, struct rp_f
 	v->flags = f->flags;
 	__builtin_memcpy(v->state, f->state, len);
 	rp_barrier();
-	return RP_READ_ONCE(f->version) == version;
+	return same && RP_READ_ONCE(f->version) == version;
 }
 
-/* The scratch's flow value being built, zeroed. */
-static __always_inline struct rp_dp_flow *rp_scratch_flow(struct rp_scratch *sc)
+/* The scratch's flow value being built for `key`, zeroed but for the key. */
+static __always_inline struct rp_dp_flow *rp_scratch_flow(struct rp_scratch *sc,
+							  const struct rp_flow_key *key)
 {
 	struct rp_dp_flow *f = (struct rp_dp_flow *)sc->flow;
 
 	__builtin_memset(f, 0, sizeof(*f));
+	__builtin_memcpy(&f->key, key, sizeof(f->key));
 	return f;
 }
 
 /*
- * The entry for `key`, made from `init` (the scratch's flow) if there was
- * none: in place, never replaced.  A replaced element goes back to the
- * map's free list while another CPU may still be writing through its
- * pointer; changes are made in place, under the lock, instead.  NULL when
- * the map is full.
+ * The entry for `key`, made from `init` (the scratch's flow for `key`) if
+ * there was none: in place, never replaced.  A replaced element goes back
+ * to the map's free list while another CPU may still be writing through
+ * its pointer; changes are made in place, under the lock, instead.  NULL
+ * when the map is full.  The entry may still turn out to be another key's
+ * under the lock (rp_flow_is): an element rp-load deleted meanwhile.
  */
 static __always_inline struct rp_dp_flow *rp_flow_get(const struct rp_flow_key *key,
 						      const struct rp_dp_flow *init)

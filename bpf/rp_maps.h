@@ -40,6 +40,20 @@ const volatile struct rp_dp_replica cfg_replicas[RP_MAX_STORES * RP_MAX_REPLICAS
 const volatile __u8 cfg_peek = 1;
 
 /*
+ * A flow's seen_ns is written at most once per this (ns): rp-load sets it
+ * to a fraction of the shortest timeout, so that idleness is judged to
+ * within that fraction and a busy flow costs one write per period, not one
+ * per packet.
+ */
+const volatile __u64 cfg_touch_ns = 1000000000ull;
+/*
+ * How long a lookup the store answered "no such flow" is not asked again
+ * (ns; rp-load --timeout negative=): the negative cache that keeps a flood
+ * of packets for unknown flows off the store.
+ */
+const volatile __u64 cfg_negative_ns = 1000000000ull;
+
+/*
  * Benchmarks only (xdp-bench): bpf_prog_test_run_opts runs every repeat on
  * the frame the previous one rewrote, so the root program first restores
  * these 64 bytes.  Zero in production, where the verifier prunes the copy.

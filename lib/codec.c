@@ -79,6 +79,8 @@ static const char *const msg_type_names[__RP_MSG_MAX] = {
 	[RP_MSG_REVOKE] = "revoke",
 	[RP_MSG_REVOKE_ACK] = "revoke_ack",
 	[RP_MSG_REJECT] = "reject",
+	[RP_MSG_EXPIRE] = "expire",
+	[RP_MSG_EXPIRE_ACK] = "expire_ack",
 };
 
 static const char *const reject_names[__RP_REJ_MAX] = {
@@ -134,6 +136,7 @@ bool rp_msg_from_switch(uint8_t type)
 	case RP_MSG_WRITE:
 	case RP_MSG_SNAPSHOT:
 	case RP_MSG_REVOKE_ACK:
+	case RP_MSG_EXPIRE:
 		return true;
 	default:
 		return false;

@@ -258,14 +258,26 @@ Test(xdp_fw, a_connection_another_switch_opened_is_looked_up_and_goes_on)
 	cr_assert_eq(f.epoch, FX_EPOCH);
 	cr_assert_eq(f.seq, 4);
 
-	/* the store has no such connection: REJECT no_flow drops it, nothing noted */
+	/*
+	 * The store has no such connection: REJECT no_flow drops it, and notes
+	 * the key as unknown (the negative cache), holding nothing: the
+	 * connection's next packet is dropped without asking the store again.
+	 */
 	len = fx_tcp(pkt, fx_mac_ext, fx_mac_server, FX_SERVER, 80, FX_CLIENT, 40201, FX_ACK, 50);
 	fx_key(&other, IPPROTO_TCP, FX_CLIENT, 40201, FX_SERVER, 80);
 	mlen = fx_msg(msg, FX_STORE, RP_APP_FW, RP_MSG_REJECT, &other, 0, NULL, 0, RP_REJ_NO_FLOW,
 		      pkt, len);
 	fx_run(msg, mlen, fx.ifindex_sto, &out);
 	cr_assert_eq(out.verdict, XDP_DROP);
-	cr_assert(!fx_flow(&other, &f));
+	cr_assert(fx_flow(&other, &f));
+	cr_assert_eq(f.epoch, 0);
+	cr_assert_eq(f.flags, RP_DPF_NO_FLOW);
+	cr_assert_eq(f.state_len, 0);
+	cr_assert_eq(fx_stat(RP_DP_no_flow), 1);
+	fx_run(pkt, len, fx.ifindex_ext, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert_eq(fx_stat(RP_DP_drop_negative), 1);
+	cr_assert_eq(fx_stat(RP_DP_lease_req), 1, "the migrate's request only");
 }
 
 Test(xdp_fw, packets_their_connections_phase_does_not_allow_are_dropped)

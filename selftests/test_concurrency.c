@@ -280,8 +280,11 @@ static int flow_read(const struct rp_flow_key *key, struct rp_dp_flow *f)
 /* Only between rounds, when no program runs: no lock needed. */
 static void race_put_flow(struct race *r, const struct rp_flow_key *key, const struct rp_dp_flow *f)
 {
-	int err = bpf_map_update_elem(fx.map_flows, key, f, BPF_ANY);
+	struct rp_dp_flow v = *f;
+	int err;
 
+	v.key = *key;	/* as the data plane makes an entry (rp_flow_is) */
+	err = bpf_map_update_elem(fx.map_flows, key, &v, BPF_ANY);
 	if (err)
 		race_error(r, err);
 }

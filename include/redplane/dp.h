@@ -35,6 +35,19 @@ _Static_assert((int)__RP_APP_MAX <= (int)RP_PROG_EMIT, "app slots fit before the
 /* rp_dp_flow.flags: local to the switch, never replicated */
 #define RP_DPF_REV_PENDING	0x01	/* NAT, LB: the reverse key is not yet in the store */
 #define RP_DPF_REV_KNOWN	0x02	/* LB: the reverse key is noted here */
+/*
+ * Expiry (docs/DATAPLANE.md, "Expiry"): the holding was given up here as
+ * idle, and the store is asked to delete the flow (EXPIRING), which it did
+ * (EXPIRED: the store has no such flow).
+ */
+#define RP_DPF_EXPIRING		0x04
+#define RP_DPF_EXPIRED		0x08
+/* the store said it has no such flow (a lookup's REJECT no_flow): a negative entry */
+#define RP_DPF_NO_FLOW		0x10
+/* the store has no such flow: what is here is no proposal for it */
+#define RP_DPF_GONE		(RP_DPF_EXPIRED | RP_DPF_NO_FLOW)
+/* what a new holding of the flow starts without */
+#define RP_DPF_LIFE		(RP_DPF_EXPIRING | RP_DPF_GONE)
 
 /*
  * Value of the flows map; the key is a struct rp_flow_key.  Every change of
@@ -45,21 +58,42 @@ _Static_assert((int)__RP_APP_MAX <= (int)RP_PROG_EMIT, "app slots fit before the
 struct rp_dp_flow {
 	__u8 state[RP_STATE_MAX];
 	/*
-	 * When the lease was installed, and when it was given up (revoked or
-	 * refused), by bpf_ktime_get_ns(): written on those rare paths only,
-	 * they show that two switches never held a flow at once.
+	 * The key this element holds.  rp-load deletes expired entries, and
+	 * the map hands a deleted element to the next new key at once: a
+	 * program that found the element before the delete checks, under the
+	 * lock (or in its lock-free copy), that it is still its key's
+	 * (rp_flow_is).
+	 */
+	struct rp_flow_key key;
+	/*
+	 * When the lease was installed, and when it was given up (revoked,
+	 * refused or expired), by bpf_ktime_get_ns(): written on those rare
+	 * paths only, they show that two switches never held a flow at once.
 	 */
 	__u64 since_ns;
 	__u64 until_ns;
+	/*
+	 * The last packet of the flow, bpf_ktime_get_coarse_ns(), written at
+	 * most once per cfg_touch_ns and without the lock (any CPU's "now" is
+	 * right): what rp-load's sweep judges idleness by.
+	 */
+	__u64 seen_ns;
 	__u32 epoch;		/* session epoch of the lease; 0 = not held */
-	__u32 gone_epoch;	/* epoch of the holding last given up (revoked) */
+	__u32 gone_epoch;	/* epoch of the holding last given up (revoked, expired) */
 	__u32 seq;		/* newest sequence number written */
 	__u32 acked;		/* newest sequence number the store acknowledged */
 	__u16 gen;		/* the store's lease generation of this holding */
 	__u16 store;		/* index of the store chain that owns the flow */
 	__u8 state_len;
 	__u8 flags;		/* RP_DPF_* */
-	__u16 pad;
+	/*
+	 * RP_TCP_* flags the flow's packets carried, both directions, local
+	 * (rp_touch): with the app's state they give the TCP phase, and the
+	 * phase the timeout.  Set without the lock: a bit lost to a race is
+	 * set again by the next packet that carries it.
+	 */
+	__u8 tcp_seen;
+	__u8 pad;
 	/*
 	 * Odd while a CPU changes the flow under `lock`, even otherwise: a
 	 * packet that only reads copies what it needs without the lock and
@@ -70,7 +104,32 @@ struct rp_dp_flow {
 	struct bpf_spin_lock lock;
 };
 
-_Static_assert(sizeof(struct rp_dp_flow) == 112, "rp_dp_flow size");
+_Static_assert(sizeof(struct rp_dp_flow) == 160, "rp_dp_flow size");
+
+/*
+ * rp-load's sweep gives up an idle flow through the data plane (the flow's
+ * lock is the data plane's): it runs rp_expire with BPF_PROG_TEST_RUN on
+ * this record as the packet, and reads the result back from it.
+ */
+struct rp_dp_expire {
+	struct rp_flow_key key;
+	__u64 idle_before_ns;	/* in: idle if seen_ns is at or before this */
+	__u32 epoch;		/* out: the holding given up (or still being deleted) */
+	__u32 seq;
+	__u16 gen;
+	__u16 store;
+	__u32 pad;
+};
+
+_Static_assert(sizeof(struct rp_dp_expire) >= 14, "an XDP test run needs an Ethernet header's room");
+
+/* rp_expire's verdicts (its return value) */
+enum rp_expire_verdict {
+	RP_EXPIRE_KEPT = 0,	/* not idle, not held here, or a write not acked */
+	RP_EXPIRE_GAVE_UP = 1,	/* given up now: send RP_MSG_EXPIRE */
+	RP_EXPIRE_PENDING = 2,	/* given up before, the store has not said: send again */
+	RP_EXPIRE_DONE = 3,	/* given up without a store to tell (no replication) */
+};
 
 /* A store replica's address, in network order. */
 struct rp_dp_store {
@@ -170,6 +229,12 @@ struct rp_dp_wcopy {
 	X(revoke_unknown)	/* REVOKE for a flow not held: acked */	\
 	X(drop_bad_state)	/* a held flow whose state the app does not know */ \
 	X(drop_unknown_flow)	/* no replication: a lookup of a flow never made */ \
+	X(expired)		/* idle flows given up, the store asked to delete them */ \
+	X(expire_acked)		/* deletes the store confirmed */	\
+	X(drop_stale_expire_ack) /* an EXPIRE_ACK of no delete under way */ \
+	X(drop_expiring)	/* a packet of a flow being deleted */	\
+	X(no_flow)		/* lookups the store answered "no such flow": noted */ \
+	X(drop_negative)	/* a lookup not asked again: the store said no flow */ \
 	RP_NAT_STATS(X)							\
 	RP_FW_STATS(X)							\
 	RP_LB_STATS(X)							\

@@ -40,6 +40,8 @@ enum rp_msg_type {
 	RP_MSG_REVOKE		= 9,	/* store -> switch: give the flow up */
 	RP_MSG_REVOKE_ACK	= 10,	/* switch -> store: flow given up */
 	RP_MSG_REJECT		= 11,	/* store -> switch: request refused */
+	RP_MSG_EXPIRE		= 12,	/* switch -> store: the flow it held is idle: delete it */
+	RP_MSG_EXPIRE_ACK	= 13,	/* store -> switch: the flow is deleted */
 	__RP_MSG_MAX,
 };
 

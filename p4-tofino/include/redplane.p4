@@ -35,6 +35,8 @@ const bit<8> RP_MSG_ACK = 8;
 const bit<8> RP_MSG_REVOKE = 9;
 const bit<8> RP_MSG_REVOKE_ACK = 10;
 const bit<8> RP_MSG_REJECT = 11;
+const bit<8> RP_MSG_EXPIRE = 12;
+const bit<8> RP_MSG_EXPIRE_ACK = 13;
 
 /* enum rp_app_id */
 const bit<8> RP_APP_NONE = 0;
