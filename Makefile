@@ -35,14 +35,14 @@ Q := @
 msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
 endif
 
-LIB_SRCS := lib/addr.c lib/codec.c lib/log.c lib/parse.c lib/steer.c
+LIB_SRCS := lib/addr.c lib/codec.c lib/log.c lib/parse.c lib/steer.c lib/timeout.c
 STORE_LIB_SRCS := store/chain.c store/flow_table.c store/lease.c store/session.c store/shard.c \
 		  store/stats.c
 STORE_SRCS := $(STORE_LIB_SRCS) store/coord.c store/main.c
 
 LOAD_SRCS := user/rp-load.c user/heartbeat.c user/hb_msg.c user/retransmit.c user/status.c \
 	     user/snapshot.c user/apps.c user/app_nat.c user/app_fw.c user/app_lb.c \
-	     user/app_counter.c user/app_sketch.c
+	     user/app_counter.c user/app_sketch.c user/expiry.c
 TEST_SRCS := $(wildcard selftests/*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(OUTPUT)/%.o)

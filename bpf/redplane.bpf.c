@@ -811,13 +811,18 @@ int rp_store_rx(struct xdp_md *ctx)
 
 /*
  * rp-load's sweep (user/expiry.c), through BPF_PROG_TEST_RUN with a struct
- * rp_dp_expire as the packet: gives up the flow if this switch holds it,
- * every write of it is acknowledged, and no packet came since
- * idle_before_ns; the holding given up is written back into the record.
- * Given up under the flow's lock, so that no packet uses the flow after
- * the decision: the next one asks the store (and is dropped while the
- * delete is under way, rp_lease).  In bounded mode the counts since the
- * last snapshot go with the flow, as expiry means.
+ * rp_dp_expire as the packet.  RP_EXPIRE_OP_GIVE_UP gives up the flow if
+ * this switch holds it, every write of it is acknowledged, and no packet
+ * came since idle_before_ns; the holding given up is written back into the
+ * record.  Given up under the flow's lock, so that no packet uses the flow
+ * after the decision: the next one asks the store (and is dropped while
+ * the delete is under way, rp_lease).  In bounded mode the counts since
+ * the last snapshot go with the flow, as expiry means.
+ *
+ * RP_EXPIRE_OP_REAP deletes an entry that holds nothing, checked under its
+ * lock just before: a grant that lands between the check and the delete
+ * (nanoseconds) loses the local copy only, and the flow's next packet asks
+ * the store, which has it, again.
  */
 SEC("xdp")
 int rp_expire(struct xdp_md *ctx)
@@ -826,7 +831,7 @@ int rp_expire(struct xdp_md *ctx)
 	int verdict = RP_EXPIRE_KEPT;
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
-	__u32 live, epoch = 0, seq = 0;
+	__u32 live, epoch = 0, seq = 0, op;
 	__u16 gen = 0, store;
 	__u64 cutoff, now;
 
@@ -834,6 +839,7 @@ int rp_expire(struct xdp_md *ctx)
 		return RP_EXPIRE_KEPT;
 	__builtin_memcpy(&key, &req->key, sizeof(key));
 	cutoff = req->idle_before_ns;
+	op = req->op;
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)
 		return RP_EXPIRE_KEPT;
@@ -843,6 +849,10 @@ int rp_expire(struct xdp_md *ctx)
 	rp_flow_lock(f);
 	if (!rp_flow_is(f, &key)) {
 		/* deleted meanwhile */
+	} else if (op == RP_EXPIRE_OP_REAP) {
+		if (!rp_held(f, live) && !((f->flags & RP_DPF_EXPIRING) && f->gone_epoch == live) &&
+		    f->seen_ns <= cutoff && f->until_ns <= cutoff)
+			verdict = RP_EXPIRE_REAPED;
 	} else if (rp_held(f, live) && (cfg_bounded || f->acked == f->seq) &&
 		   f->seen_ns <= cutoff) {
 		f->until_ns = now;
@@ -858,13 +868,15 @@ int rp_expire(struct xdp_md *ctx)
 	} else if (!f->epoch && (f->flags & RP_DPF_EXPIRING) && f->gone_epoch == live) {
 		verdict = RP_EXPIRE_PENDING;
 	}
-	if (verdict != RP_EXPIRE_KEPT) {
+	if (verdict != RP_EXPIRE_KEPT && verdict != RP_EXPIRE_REAPED) {
 		epoch = f->gone_epoch;
 		gen = f->gen;
 		seq = f->seq;
 		store = f->store;
 	}
 	rp_flow_unlock(f);
+	if (verdict == RP_EXPIRE_REAPED && bpf_map_delete_elem(&flows, &key))
+		verdict = RP_EXPIRE_KEPT;
 	req->epoch = epoch;
 	req->gen = gen;
 	req->seq = seq;

@@ -100,15 +100,7 @@ static __always_inline __u16 rp_ip_csum(struct iphdr *ip)
 /* The store chain a flow belongs to. */
 static __always_inline __u16 rp_store_of(const struct rp_flow_key *k)
 {
-	const __u32 *w = (const __u32 *)k;
-	__u32 h = 0;
-
-	if (cfg_nstores <= 1)
-		return 0;
-#pragma unroll
-	for (int i = 0; i < (int)(sizeof(*k) / 4); i++)
-		h = (h ^ w[i]) * 0x9E3779B1u;
-	return (__u16)((h ^ (h >> 16)) % cfg_nstores);
+	return rp_store_index(k, cfg_nstores);
 }
 
 static __always_inline struct rp_dp_session *rp_session(__u16 store)

@@ -21,6 +21,7 @@
 _Static_assert(RP_FRAME_MAX <= RP_FRAME_SIZE, "a request fits in a UMEM frame");
 
 struct rp_load_cfg {
+	uint64_t timeouts[__RP_TO_MAX];	/* --timeout, ns */
 	char ifnames[RP_MAX_IFACES][IF_NAMESIZE];
 	unsigned int nifaces;
 	const struct rp_app *app;
@@ -62,6 +63,13 @@ struct rp_store_sess {
 	unsigned int head;		/* index of the head among the replicas */
 	uint32_t hint_version;		/* newest head hint followed */
 	struct hb_sent sent[RP_HB_NONCES];
+};
+
+/* One read of the flows map, every value copied under its lock (expiry.c). */
+struct rp_flow_read {
+	struct rp_flow_key *keys;
+	struct rp_dp_flow *vals;
+	size_t n, room;
 };
 
 /* One write copy in the retransmit ring; its frame is UMEM frame `index`. */
@@ -115,6 +123,9 @@ struct rp_agent {
 	/* bounded mode's snapshots (snapshot.c) */
 	struct rp_snap *snap;
 	uint64_t next_snap_ns;
+	/* expiry (expiry.c) */
+	struct rp_flow_read expiry_read;
+	uint64_t next_sweep_ns;
 	uint64_t stats[__RP_AG_STAT_MAX];
 };
 
@@ -158,6 +169,15 @@ void rp_snap_free(struct rp_agent *a);
 void rp_snap_tick(struct rp_agent *a, uint64_t now);
 void rp_snap_revoke(struct rp_agent *a, const struct rp_msg_view *rv,
 		    const struct sockaddr_in *from);
+
+/* expiry.c */
+/* How often a flow's seen_ns moves on: a fraction of the shortest timeout. */
+uint64_t rp_expiry_touch_ns(const struct rp_load_cfg *cfg);
+void rp_expiry_init(struct rp_agent *a);
+void rp_expiry_free(struct rp_agent *a);
+void rp_expiry_tick(struct rp_agent *a, uint64_t now);
+int rp_flows_read(int fd, struct rp_flow_read *r);
+void rp_flows_read_free(struct rp_flow_read *r);
 
 /* status.c */
 int rp_status(const char *ifname);

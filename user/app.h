@@ -14,10 +14,27 @@
 #include <stdint.h>
 
 #include "redplane/dp.h"
+#include "redplane/timeout.h"
 
 struct rp_load_cfg;
 struct redplane;
 struct bpf_program;
+
+/* What the sweep knows of a flow's connection (user/expiry.c). */
+struct rp_conn_idle {
+	int timeout;			/* enum rp_timeout, or RP_TO_NEVER */
+	uint64_t seen_ns;		/* its last packet here, either direction */
+	/*
+	 * A key that must be gone from the store before this one may go (a
+	 * translation's reverse key waits for its forward key, so that a NAT
+	 * port or an LB choice is free only when no packet can use it);
+	 * family 0: none.
+	 */
+	struct rp_flow_key wait_for;
+};
+
+/* Another flow of the map, copied under its lock: true if there is one. */
+typedef bool (*rp_flow_lookup_fn)(void *ctx, const struct rp_flow_key *k, struct rp_dp_flow *f);
 
 /* Option values of app `id`: past every short option, one range per app. */
 #define RP_APP_OPT(id, n)	(0x100 * (id) + (n))
@@ -47,7 +64,24 @@ struct rp_app {
 	bool (*closing)(const struct rp_dp_flow *f);
 	/* for --status: what else it reports, from its pins under RP_PIN_ROOT/ifname (optional) */
 	void (*status)(const char *ifname);
+	/*
+	 * The idleness of a held flow (k, f): its timeout from the phase its
+	 * state and the TCP flags seen give, in *c (docs/DATAPLANE.md,
+	 * "Expiry").  lookup reads the connection's other key, if any.
+	 */
+	void (*idle)(const struct rp_flow_key *k, const struct rp_dp_flow *f,
+		     rp_flow_lookup_fn lookup, void *ctx, struct rp_conn_idle *c);
 };
+
+/*
+ * The NAT's and the LB's idleness: a connection of two keys, other_key()
+ * giving one from the other and its state; the reverse key waits for the
+ * forward key.
+ */
+void rp_xlate_idle(const struct rp_flow_key *k, const struct rp_dp_flow *f,
+		   rp_flow_lookup_fn lookup, void *ctx, struct rp_conn_idle *c,
+		   void (*other_key)(const struct rp_flow_key *k, const struct rp_dp_flow *f,
+				     struct rp_flow_key *o));
 
 extern const struct rp_app rp_app_nat, rp_app_fw, rp_app_lb, rp_app_counter, rp_app_sketch;
 

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include "agent.h"
 #include "redplane/log.h"
 #include "redplane/parse.h"
@@ -193,6 +196,37 @@ static bool fw_closing(const struct rp_dp_flow *f)
 	return f->state_len == sizeof(*s) && (s->phase == RP_FW_CLOSED || s->fin);
 }
 
+/*
+ * The firewall keeps the phase itself, replicated (one key for both
+ * directions): as flags each side sent, for the shared phase rule.
+ */
+static void fw_idle(const struct rp_flow_key *k, const struct rp_dp_flow *f,
+		    rp_flow_lookup_fn lookup, void *ctx, struct rp_conn_idle *c)
+{
+	const struct rp_fw_state *s = (const struct rp_fw_state *)f->state;
+	bool opener_out = s->origin == RP_FW_OUT;
+	uint8_t opener = TH_SYN, other = 0;
+
+	(void)lookup;	/* one key per connection */
+	(void)ctx;
+	c->seen_ns = f->seen_ns;
+	if (f->state_len != sizeof(*s) || s->phase == RP_FW_UDP) {
+		c->timeout = rp_udp_timeout(k->proto, false);
+		return;
+	}
+	if (s->phase == RP_FW_ESTABLISHED) {
+		opener |= TH_ACK;
+		other |= TH_SYN | TH_ACK;
+	} else if (s->phase == RP_FW_CLOSED) {
+		opener |= TH_RST;
+	}
+	if (s->fin & (opener_out ? RP_FW_FIN_OUT : RP_FW_FIN_IN))
+		opener |= TH_FIN;
+	if (s->fin & (opener_out ? RP_FW_FIN_IN : RP_FW_FIN_OUT))
+		other |= TH_FIN;
+	c->timeout = rp_tcp_timeout(opener, other);
+}
+
 const struct rp_app rp_app_fw = {
 	.name = "fw",
 	.id = RP_APP_FW,
@@ -212,4 +246,5 @@ const struct rp_app rp_app_fw = {
 	.configure = fw_configure,
 	.program = fw_program,
 	.closing = fw_closing,
+	.idle = fw_idle,
 };

@@ -132,6 +132,24 @@ static bool lb_closing(const struct rp_dp_flow *f)
 	       ((const struct rp_lb_state *)f->state)->closing;
 }
 
+/* An LB key's other key: the backend's reply from the client's, and back (bpf/app_lb.h). */
+static void lb_other_key(const struct rp_flow_key *k, const struct rp_dp_flow *f,
+			 struct rp_flow_key *o)
+{
+	const struct rp_lb_state *st = (const struct rp_lb_state *)f->state;
+
+	if (st->dir == RP_LB_FWD)
+		rp_key_v4(o, k->proto, st->addr, st->port, k->saddr.v4, k->sport);
+	else
+		rp_key_v4(o, k->proto, k->daddr.v4, k->dport, st->addr, st->port);
+}
+
+static void lb_idle(const struct rp_flow_key *k, const struct rp_dp_flow *f,
+		    rp_flow_lookup_fn lookup, void *ctx, struct rp_conn_idle *c)
+{
+	rp_xlate_idle(k, f, lookup, ctx, c, lb_other_key);
+}
+
 const struct rp_app rp_app_lb = {
 	.name = "lb",
 	.id = RP_APP_LB,
@@ -150,4 +168,5 @@ const struct rp_app rp_app_lb = {
 	.configure = lb_configure,
 	.program = lb_program,
 	.closing = lb_closing,
+	.idle = lb_idle,
 };

@@ -106,6 +106,24 @@ static bool nat_closing(const struct rp_dp_flow *f)
 	       ((const struct rp_nat_state *)f->state)->closing;
 }
 
+/* A NAT key's other key: the reverse from the forward, and back (bpf/app_nat.h). */
+static void nat_other_key(const struct rp_flow_key *k, const struct rp_dp_flow *f,
+			  struct rp_flow_key *o)
+{
+	const struct rp_nat_state *st = (const struct rp_nat_state *)f->state;
+
+	if (st->dir == RP_NAT_FWD)
+		rp_key_v4(o, k->proto, k->daddr.v4, k->dport, st->addr, st->port);
+	else
+		rp_key_v4(o, k->proto, st->addr, st->port, k->saddr.v4, k->sport);
+}
+
+static void nat_idle(const struct rp_flow_key *k, const struct rp_dp_flow *f,
+		     rp_flow_lookup_fn lookup, void *ctx, struct rp_conn_idle *c)
+{
+	rp_xlate_idle(k, f, lookup, ctx, c, nat_other_key);
+}
+
 const struct rp_app rp_app_nat = {
 	.name = "nat",
 	.id = RP_APP_NAT,
@@ -122,4 +140,5 @@ const struct rp_app rp_app_nat = {
 	.configure = nat_configure,
 	.program = nat_program,
 	.closing = nat_closing,
+	.idle = nat_idle,
 };

@@ -65,6 +65,13 @@ static const char usage_head[] =
 	"  -P, --snapshot-ms MS     bounded mode's snapshot period (default 50)\n"
 	"  -k, --mac-key FILE       messages carry a SipHash-2-4 MAC under the 128-bit key in\n"
 	"                           FILE (32 hex digits); the stores' without it are dropped\n"
+	"  -T, --timeout NAME=SECONDS[,...]\n"
+	"                           idle timeouts, as Linux conntrack's (defaults): tcp_syn_sent\n"
+	"                           (120), tcp_syn_recv (60), tcp_established (432000),\n"
+	"                           tcp_fin_wait (120), tcp_close_wait (60), tcp_last_ack (30),\n"
+	"                           tcp_time_wait (120), tcp_close (10), udp (30), udp_stream\n"
+	"                           (120), icmp (30); negative (1): a flow the store does not\n"
+	"                           have is not asked about again for this long\n"
 	"  -S, --status IFACE       print the counters of the rp-load running on IFACE\n"
 	"  -v, --verbose            libbpf's messages and more\n"
 	"  -h, --help               this text\n"
@@ -101,6 +108,7 @@ static const struct option common_opts[] = {
 	{ "mode", required_argument, NULL, 'M' },
 	{ "snapshot-ms", required_argument, NULL, 'P' },
 	{ "mac-key", required_argument, NULL, 'k' },
+	{ "timeout", required_argument, NULL, 'T' },
 	{ "status", required_argument, NULL, 'S' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -135,9 +143,10 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 
 	*cfg = (struct rp_load_cfg){ .lease_ms = 200, .max_tries = 5, .max_flows = 65536,
 				     .snapshot_ms = 50 };
+	rp_timeouts_default(cfg->timeouts);
 	build_options(opts);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:M:P:k:S:vh", opts, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:M:P:k:T:S:vh", opts, &idx)) != -1) {
 		switch (c) {
 		case 'a':
 			cfg->app = rp_app_find(optarg);
@@ -204,6 +213,10 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 			cfg->mac = true;
 			/* the agent's own messages (heartbeats, snapshots) too */
 			rp_msg_set_key(cfg->mac_key);
+			break;
+		case 'T':
+			if (rp_timeouts_parse("rp-load", optarg, cfg->timeouts))
+				return -EINVAL;
 			break;
 		case 'v':
 			cfg->verbose = true;
@@ -416,6 +429,8 @@ static int load(struct rp_agent *a)
 	a->skel->rodata->cfg_src_port = htons(a->src_port);
 	a->skel->rodata->cfg_nstores = c->nstores;
 	a->skel->rodata->cfg_bounded = c->bounded;
+	a->skel->rodata->cfg_touch_ns = rp_expiry_touch_ns(c);
+	a->skel->rodata->cfg_negative_ns = c->timeouts[RP_TO_negative];
 #ifndef __x86_64__
 	/* reads of a flow without its lock rely on x86-64's load order (rp_flow_peek) */
 	a->skel->rodata->cfg_peek = 0;
@@ -589,6 +604,7 @@ static int run(struct rp_agent *a, const sigset_t *sigs)
 		rp_hb_tick(a, now);
 		rp_rtx_poll(a, now);
 		rp_snap_tick(a, now);
+		rp_expiry_tick(a, now);
 		if (now >= next_publish) {
 			rp_agent_publish(a);
 			next_publish = now + 100000000ull;
@@ -701,6 +717,7 @@ int main(int argc, char **argv)
 		err = rp_snap_init(a);
 	if (err)
 		goto cleanup;
+	rp_expiry_init(a);
 
 	printf("rp-load: switch %u (%s, %s) on", a->cfg.switch_id, a->cfg.app->name,
 	       a->cfg.bounded ? "bounded" : "linearizable");
@@ -721,6 +738,7 @@ cleanup:
 	}
 	rp_rtx_free(a);
 	rp_snap_free(a);
+	rp_expiry_free(a);
 	if (a->skel)
 		redplane__destroy(a->skel);
 	if (a->sock >= 0)

@@ -32,7 +32,6 @@
 #include "redplane.skel.h"
 
 #define SNAP_BATCH	64	/* datagrams per sendmmsg */
-#define SNAP_READ	1024	/* flows per map batch read */
 #define NOTHING_SENT	0xff	/* state_len of an entry that sent nothing yet */
 
 /* What was sent for one holding of a flow. */
@@ -56,10 +55,7 @@ struct rp_snap {
 	struct snap_tab tab[2];	/* [cur]: the last round's; the other is built next */
 	unsigned int cur;
 	uint32_t round;
-	/* one round's read of the flows map */
-	struct rp_flow_key *keys;
-	struct rp_dp_flow *vals;
-	size_t nread, room;
+	struct rp_flow_read read;	/* one round's read of the flows map */
 	/* the batch being filled */
 	uint8_t buf[SNAP_BATCH][RP_MSG_LEN];
 	struct iovec iov[SNAP_BATCH];
@@ -142,8 +138,7 @@ void rp_snap_free(struct rp_agent *a)
 		return;
 	free(s->tab[0].e);
 	free(s->tab[1].e);
-	free(s->keys);
-	free(s->vals);
+	rp_flows_read_free(&s->read);
 	free(s);
 	a->snap = NULL;
 }
@@ -185,47 +180,6 @@ static void queue(struct rp_agent *a, const struct rp_msg_view *v, const struct 
 		flush(a);
 }
 
-/*
- * Every flow of the map into s->keys/vals, each value copied under its
- * lock: a count and the seq it goes with are one step's.
- */
-static int read_flows(struct rp_agent *a)
-{
-	struct rp_snap *s = a->snap;
-	int fd = bpf_map__fd(a->skel->maps.flows);
-	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_F_LOCK);
-	uint32_t batch = 0;
-	bool first = true;
-
-	s->nread = 0;
-	for (;;) {
-		uint32_t count = SNAP_READ;
-		int err;
-
-		if (s->room - s->nread < SNAP_READ) {
-			size_t room = s->room ? 2 * s->room : 4 * SNAP_READ;
-			void *k = realloc(s->keys, room * sizeof(*s->keys));
-
-			if (!k)
-				return -ENOMEM;
-			s->keys = k;
-			k = realloc(s->vals, room * sizeof(*s->vals));
-			if (!k)
-				return -ENOMEM;
-			s->vals = k;
-			s->room = room;
-		}
-		err = bpf_map_lookup_batch(fd, first ? NULL : &batch, &batch, s->keys + s->nread,
-					   s->vals + s->nread, &count, &opts);
-		first = false;
-		if (err && errno != ENOENT)
-			return -errno;
-		s->nread += count;
-		if (err)
-			return 0;	/* ENOENT: the last batch */
-	}
-}
-
 static void snapshot_msg(struct rp_agent *a, const struct snap_ent *e, struct rp_msg_view *v)
 {
 	*v = (struct rp_msg_view){
@@ -250,16 +204,16 @@ static void round_once(struct rp_agent *a)
 	uint64_t held = 0;
 	int err;
 
-	err = read_flows(a);
+	err = rp_flows_read(bpf_map__fd(a->skel->maps.flows), &s->read);
 	if (!err)
-		err = tab_reset(new, s->nread, ++s->round);
+		err = tab_reset(new, s->read.n, ++s->round);
 	if (err) {
 		a->stats[RP_AG_snapshot_errors]++;
 		return;
 	}
-	for (size_t i = 0; i < s->nread; i++) {
-		const struct rp_dp_flow *f = &s->vals[i];
-		const struct rp_flow_key *k = &s->keys[i];
+	for (size_t i = 0; i < s->read.n; i++) {
+		const struct rp_dp_flow *f = &s->read.vals[i];
+		const struct rp_flow_key *k = &s->read.keys[i];
 		struct snap_ent *e, *prev;
 		struct rp_msg_view v;
 

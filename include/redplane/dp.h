@@ -118,7 +118,17 @@ struct rp_dp_expire {
 	__u32 seq;
 	__u16 gen;
 	__u16 store;
-	__u32 pad;
+	__u32 op;		/* in: RP_EXPIRE_OP_* */
+};
+
+enum rp_expire_op {
+	RP_EXPIRE_OP_GIVE_UP = 0,	/* a held flow idle since idle_before_ns */
+	/*
+	 * delete an entry that holds nothing and is not being deleted at the
+	 * store, untouched since idle_before_ns (a given-up holding, a
+	 * negative entry, a proposal no grant answered)
+	 */
+	RP_EXPIRE_OP_REAP = 1,
 };
 
 _Static_assert(sizeof(struct rp_dp_expire) >= 14, "an XDP test run needs an Ethernet header's room");
@@ -129,7 +139,27 @@ enum rp_expire_verdict {
 	RP_EXPIRE_GAVE_UP = 1,	/* given up now: send RP_MSG_EXPIRE */
 	RP_EXPIRE_PENDING = 2,	/* given up before, the store has not said: send again */
 	RP_EXPIRE_DONE = 3,	/* given up without a store to tell (no replication) */
+	RP_EXPIRE_REAPED = 4,	/* RP_EXPIRE_OP_REAP: deleted from the map */
 };
+
+/*
+ * The store chain a flow belongs to, among n: the data plane's and the
+ * agent's choice must agree.
+ */
+static inline __u16 rp_store_index(const struct rp_flow_key *k, __u32 n)
+{
+	__u32 w[sizeof(*k) / 4], h = 0;
+
+	if (n <= 1)
+		return 0;
+	__builtin_memcpy(w, k, sizeof(w));
+#ifdef __clang__
+#pragma unroll
+#endif
+	for (int i = 0; i < (int)(sizeof(*k) / 4); i++)
+		h = (h ^ w[i]) * 0x9E3779B1u;
+	return (__u16)((h ^ (h >> 16)) % n);
+}
 
 /* A store replica's address, in network order. */
 struct rp_dp_store {
@@ -287,7 +317,14 @@ enum rp_dp_stat {
 	X(snapshots_unsent)	/* not sent (socket buffer full): next round */ \
 	X(snapshot_errors)	/* rounds that could not read the flows */ \
 	X(revoke_handovers)	/* revokes acked with the flow's final state */ \
-	X(revoke_acks)		/* revoke acks rp-load sent */
+	X(revoke_acks)		/* revoke acks rp-load sent */	\
+	X(sweeps)		/* expiry sweeps of the flows map */	\
+	X(flows_entries)	/* entries in the map at the last sweep (a gauge) */ \
+	X(flows_held)		/* of them held (a gauge) */		\
+	X(expires_sent)		/* EXPIREs sent (first tries and again) */ \
+	X(expiry_lookups)	/* a reverse key's forward key asked about */ \
+	X(entries_reaped)	/* entries holding nothing deleted */	\
+	X(expiry_errors)	/* rp_expire runs or EXPIREs that failed */
 
 enum rp_agent_stat {
 #define X(name) RP_AG_##name,
