@@ -145,6 +145,14 @@ static __always_inline int fw_ask(struct xdp_md *ctx, struct rp_scratch *sc, str
 
 	if (!tcp || rp_tcp_opener(tf)) {
 		if (fw_may_open(p, out)) {
+			if (!out && !rp_lookup_allowed()) {
+				/*
+				 * Opened from the outside: a spoofed SYN flood at an
+				 * open port costs the store what --lookup-rate allows
+				 */
+				rp_stat(RP_DP_drop_lookup_rate);
+				return XDP_DROP;
+			}
 			/* the store keeps what it has if the connection exists */
 			fw_open(&prop, tcp, out, tcp ? 0 : bpf_ktime_get_tai_ns());
 			rp_stat(RP_DP_fw_new);

@@ -309,6 +309,28 @@ static __always_inline bool rp_flags_locked(struct rp_dp_flow *f, const struct r
 #ifndef RP_NO_REPLICATION
 
 /*
+ * This CPU may send a lookup now (cfg_lookup_ns): per CPU, so no CPU's
+ * budget is another's cache line to fight over.
+ */
+static __always_inline bool rp_lookup_allowed(void)
+{
+	__u32 zero = 0;
+	__u64 now, due, *next;
+
+	if (!cfg_lookup_ns)
+		return true;
+	next = bpf_map_lookup_elem(&lookup_due, &zero);
+	if (!next)
+		return true;
+	now = bpf_ktime_get_coarse_ns();
+	due = *next > now ? *next : now;
+	if (due - now > cfg_lookup_burst_ns)
+		return false;
+	*next = due + cfg_lookup_ns;
+	return true;
+}
+
+/*
  * No lease on `key`: the packet rides to the store in a lease request,
  * proposing `proposal` (len bytes, a constant), or, with NULL, a lookup that
  * must not create the flow.  The store's grant brings the packet back
@@ -358,6 +380,10 @@ static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,
 		rp_stat(RP_DP_drop_negative);
 		return XDP_DROP;
 	}
+	if (!proposal && !rp_lookup_allowed()) {
+		rp_stat(RP_DP_drop_lookup_rate);
+		return XDP_DROP;
+	}
 	sc->type = RP_MSG_LEASE_REQ;
 	sc->gen = gone;
 	sc->key = *key;
@@ -392,6 +418,12 @@ static __always_inline int rp_send_write(struct xdp_md *ctx, struct rp_scratch *
 }
 
 #else /* RP_NO_REPLICATION: the state stays here */
+
+/* No store to spare. */
+static __always_inline bool rp_lookup_allowed(void)
+{
+	return true;
+}
 
 /* As a grant would: the proposal installed, the packet through the app again. */
 static __always_inline int rp_lease(struct xdp_md *ctx, struct rp_scratch *sc,

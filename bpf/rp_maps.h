@@ -52,6 +52,15 @@ const volatile __u64 cfg_touch_ns = 1000000000ull;
  * of packets for unknown flows off the store.
  */
 const volatile __u64 cfg_negative_ns = 1000000000ull;
+/*
+ * Lookups (lease requests without a proposal: packets of flows this switch
+ * does not know) each CPU may send: one per cfg_lookup_ns, in bursts of up
+ * to cfg_lookup_burst_ns of credit (rp-load --lookup-rate; 0: no limit).
+ * With the negative cache, what bounds the store's load under a flood of
+ * packets for unknown flows.
+ */
+const volatile __u64 cfg_lookup_ns;
+const volatile __u64 cfg_lookup_burst_ns;
 
 /*
  * Benchmarks only (xdp-bench): bpf_prog_test_run_opts runs every repeat on
@@ -95,6 +104,17 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } agent_stats SEC(".maps");
+
+/*
+ * Each CPU's lookup budget, as the generic cell rate algorithm keeps it:
+ * the time its next lookup is due (bpf_ktime_get_coarse_ns).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lookup_due SEC(".maps");
 
 /* What this switch runs, for `rp-load --status`: rp-load writes it once. */
 struct {

@@ -274,3 +274,30 @@ Test(timeout, defaults_are_linux_conntracks_and_the_option_sets_each)
 	cr_assert_lt(rp_timeouts_parse("test", "udp=0", ns), 0);
 	cr_assert_lt(rp_timeouts_parse("test", "udp=1x", ns), 0);
 }
+
+Test(expiry, return_traffic_the_store_lacks_is_not_asked_about_again)
+{
+	struct rp_flow_key rev;
+	struct rp_msg_view req;
+	uint8_t pkt[128], msg[512];
+	struct rp_dp_flow f;
+	struct fx_out out;
+	size_t len, mlen;
+
+	len = fx_udp(pkt, fx_mac_ext, fx_mac_server, FX_SERVER, 53, FX_EXT, PORT, 10, true);
+	fx_run(pkt, len, fx.ifindex_ext, &out);
+	fx_decode_request(&out, &req);
+	cr_assert_eq(req.type, RP_MSG_LEASE_REQ);
+	cr_assert(!(req.flags & RP_F_STATE), "a lookup");
+	fx_key(&rev, IPPROTO_UDP, FX_SERVER, 53, FX_EXT, PORT);
+	mlen = fx_msg(msg, FX_STORE, RP_APP_NAT, RP_MSG_REJECT, &rev, 0, NULL, 0, RP_REJ_NO_FLOW,
+		      pkt, len);
+	fx_run(msg, mlen, fx.ifindex_sto, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert(fx_flow(&rev, &f));
+	cr_assert_eq(f.flags, RP_DPF_NO_FLOW);
+	fx_run(pkt, len, fx.ifindex_ext, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert_eq(fx_stat(RP_DP_drop_negative), 1);
+	cr_assert_eq(fx_stat(RP_DP_lease_req), 1);
+}

@@ -22,6 +22,7 @@ _Static_assert(RP_FRAME_MAX <= RP_FRAME_SIZE, "a request fits in a UMEM frame");
 
 struct rp_load_cfg {
 	uint64_t timeouts[__RP_TO_MAX];	/* --timeout, ns */
+	uint32_t lookup_rate;		/* --lookup-rate: lookups per second, 0 = no limit */
 	char ifnames[RP_MAX_IFACES][IF_NAMESIZE];
 	unsigned int nifaces;
 	const struct rp_app *app;

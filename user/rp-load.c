@@ -72,6 +72,9 @@ static const char usage_head[] =
 	"                           tcp_time_wait (120), tcp_close (10), udp (30), udp_stream\n"
 	"                           (120), icmp (30); negative (1): a flow the store does not\n"
 	"                           have is not asked about again for this long\n"
+	"  -l, --lookup-rate N      store lookups of flows this switch does not know (return\n"
+	"                           traffic, unsolicited packets) per second at most, in\n"
+	"                           bursts of a tenth of a second's (default 20000; 0: no limit)\n"
 	"  -S, --status IFACE       print the counters of the rp-load running on IFACE\n"
 	"  -v, --verbose            libbpf's messages and more\n"
 	"  -h, --help               this text\n"
@@ -109,6 +112,7 @@ static const struct option common_opts[] = {
 	{ "snapshot-ms", required_argument, NULL, 'P' },
 	{ "mac-key", required_argument, NULL, 'k' },
 	{ "timeout", required_argument, NULL, 'T' },
+	{ "lookup-rate", required_argument, NULL, 'l' },
 	{ "status", required_argument, NULL, 'S' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -142,11 +146,11 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 	uint32_t v;
 
 	*cfg = (struct rp_load_cfg){ .lease_ms = 200, .max_tries = 5, .max_flows = 65536,
-				     .snapshot_ms = 50 };
+				     .snapshot_ms = 50, .lookup_rate = 20000 };
 	rp_timeouts_default(cfg->timeouts);
 	build_options(opts);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:M:P:k:T:S:vh", opts, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:M:P:k:T:l:S:vh", opts, &idx)) != -1) {
 		switch (c) {
 		case 'a':
 			cfg->app = rp_app_find(optarg);
@@ -216,6 +220,11 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 			break;
 		case 'T':
 			if (rp_timeouts_parse("rp-load", optarg, cfg->timeouts))
+				return -EINVAL;
+			break;
+		case 'l':
+			if (rp_parse_u32("rp-load", "--lookup-rate", optarg, 0, 100000000,
+					 &cfg->lookup_rate))
 				return -EINVAL;
 			break;
 		case 'v':
@@ -431,6 +440,14 @@ static int load(struct rp_agent *a)
 	a->skel->rodata->cfg_bounded = c->bounded;
 	a->skel->rodata->cfg_touch_ns = rp_expiry_touch_ns(c);
 	a->skel->rodata->cfg_negative_ns = c->timeouts[RP_TO_negative];
+	if (c->lookup_rate) {
+		/* each CPU its share, bursts of a tenth of a second's */
+		int ncpu = libbpf_num_possible_cpus();
+
+		a->skel->rodata->cfg_lookup_ns =
+			(uint64_t)(ncpu > 0 ? ncpu : 1) * 1000000000ull / c->lookup_rate;
+		a->skel->rodata->cfg_lookup_burst_ns = 100000000ull;
+	}
 #ifndef __x86_64__
 	/* reads of a flow without its lock rely on x86-64's load order (rp_flow_peek) */
 	a->skel->rodata->cfg_peek = 0;

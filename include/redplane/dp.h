@@ -265,6 +265,7 @@ struct rp_dp_wcopy {
 	X(drop_expiring)	/* a packet of a flow being deleted */	\
 	X(no_flow)		/* lookups the store answered "no such flow": noted */ \
 	X(drop_negative)	/* a lookup not asked again: the store said no flow */ \
+	X(drop_lookup_rate)	/* a lookup over this CPU's --lookup-rate budget */ \
 	RP_NAT_STATS(X)							\
 	RP_FW_STATS(X)							\
 	RP_LB_STATS(X)							\
