@@ -36,8 +36,13 @@ int rp_app_counter(struct xdp_md *ctx)
 
 	if (!sc)
 		return XDP_DROP;
-	dir = rp_counter_key(&key, p.ip->protocol, p.ip->saddr, p.l4->source, p.ip->daddr,
-			     p.l4->dest) & 1;
+	if (p.icmp) {
+		/* not this application's: the kernel's (docs/DATAPLANE.md, "ICMP") */
+		rp_stat(RP_DP_pass_not_app);
+		return XDP_PASS;
+	}
+	dir = rp_counter_key(&key, p.ip->protocol, p.ip->saddr, p.sport, p.ip->daddr,
+			     p.dport) & 1;
 	len = bpf_ntohs(p.ip->tot_len);
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)

@@ -42,10 +42,13 @@ static __always_inline bool fw_rule_allows(__u8 proto, __be16 dport)
 	return (w >> (port & 63)) & 1;
 }
 
-/* The packet may open a connection: it comes from the inside, or a rule allows it. */
+/*
+ * The packet may open a connection: it comes from the inside, or a rule
+ * allows its port (rules name TCP and UDP ports; ICMP only from the inside).
+ */
 static __always_inline bool fw_may_open(const struct rp_pkt *p, bool out)
 {
-	return out || fw_rule_allows(p->ip->protocol, p->l4->dest);
+	return out || (!p->icmp && fw_rule_allows(p->ip->protocol, p->dport));
 }
 
 /* The state of a connection this packet opens. */
@@ -212,6 +215,55 @@ static __always_inline enum fw_verdict fw_step_locked(struct rp_scratch *sc, str
 	return FW_WRITE;
 }
 
+/*
+ * An ICMP error passes when it quotes a packet of a connection this
+ * firewall passed (path MTU discovery, traceroute, port unreachable), and
+ * is dropped otherwise: the quoted packet's key, the inside end first, must
+ * be a connection held here or known to the store.
+ */
+static __always_inline int fw_icmp_error(struct xdp_md *ctx, struct rp_scratch *sc,
+					 struct rp_pkt *p, bool out)
+{
+	struct iphdr *iip = p->in_ip;
+	struct rp_flow_view view;
+	struct rp_flow_key key;
+	struct rp_dp_flow *f;
+	bool tcp, ok;
+	__u32 live;
+
+	if (!rp_icmp_quote_ok(p))
+		return XDP_DROP;
+	tcp = iip->protocol == IPPROTO_TCP;
+
+	/* the quoted packet went the other way: from the inside when the error comes in */
+	if (out)
+		rp_key_v4(&key, iip->protocol, iip->daddr, p->in_l4->dest, iip->saddr,
+			  p->in_l4->source);
+	else
+		rp_key_v4(&key, iip->protocol, iip->saddr, p->in_l4->source, iip->daddr,
+			  p->in_l4->dest);
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f)
+		return rp_lease(ctx, sc, &key, NULL, 0);
+	live = rp_live_epoch(rp_store_of(&key), rp_lease_now());
+	if (rp_flow_peek(f, &key, &view, sizeof(struct rp_fw_state))) {
+		ok = rp_view_held(&view, live);
+		if (ok && !fw_state_ok(view.state, view.state_len, tcp)) {
+			rp_stat(RP_DP_drop_icmp_error);
+			return XDP_DROP;
+		}
+	} else {
+		rp_flow_lock(f);
+		ok = rp_flow_is(f, &key) && rp_held(f, live) &&
+		     fw_state_ok(f->state, f->state_len, tcp);
+		rp_flow_unlock(f);
+	}
+	if (!ok)
+		return rp_lease(ctx, sc, &key, NULL, 0);
+	rp_stat(RP_DP_icmp_translated);
+	return rp_pass(ctx, sc, p);
+}
+
 SEC("xdp")
 int rp_app_fw(struct xdp_md *ctx)
 {
@@ -236,12 +288,14 @@ int rp_app_fw(struct xdp_md *ctx)
 		rp_stat(RP_DP_pass_not_app);
 		return XDP_PASS;
 	}
+	if (p.icmp == RP_ICMP_ERROR)
+		return fw_icmp_error(ctx, sc, &p, out);
 	tcp = p.ip->protocol == IPPROTO_TCP;
 	/* one key for both directions: the inside end first */
 	if (out)
-		rp_key_v4(&key, p.ip->protocol, p.ip->saddr, p.l4->source, p.ip->daddr, p.l4->dest);
+		rp_key_v4(&key, p.ip->protocol, p.ip->saddr, p.sport, p.ip->daddr, p.dport);
 	else
-		rp_key_v4(&key, p.ip->protocol, p.ip->daddr, p.l4->dest, p.ip->saddr, p.l4->source);
+		rp_key_v4(&key, p.ip->protocol, p.ip->daddr, p.dport, p.ip->saddr, p.sport);
 	tf = rp_tcp_flags(&p);
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)

@@ -67,7 +67,7 @@ static __always_inline int lb_reverse_ready(struct xdp_md *ctx, struct rp_scratc
 					    const struct rp_flow_key *rev, __u64 now)
 {
 	struct iphdr *ip = p->ip;
-	__be16 dport = p->l4->dest;
+	__be16 dport = p->dport;
 	struct rp_lb_state rst = {};
 	struct rp_dp_flow *r;
 	bool held = false, known = false;
@@ -105,14 +105,14 @@ static __always_inline int lb_reverse_ready(struct xdp_md *ctx, struct rp_scratc
 static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p)
 {
 	struct iphdr *ip = p->ip;
-	__be16 sport = p->l4->source, dport = p->l4->dest;
+	__be16 sport = p->sport, dport = p->dport;
 	__u8 tf = rp_tcp_flags(p), bits = rp_xlate_closing_bits(tf), flags;
 	struct rp_xlate_state st = {};
 	struct rp_flow_key fwd, rev;
 	struct rp_flow_view v;
 	struct rp_dp_flow *f;
 	struct rp_hold hold;
-	bool mine, held, known, write = false;
+	bool mine, held, known, pending, write = false;
 	__u64 now = rp_lease_now();
 	__u32 live;
 	int rc;
@@ -197,13 +197,19 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct rp_scratch *sc,
 		if (learned)
 			rp_stat(RP_DP_lb_learned);
 	}
-	/* the forward key again, now that its reverse key is known */
+	/*
+	 * The forward key again, now that its reverse key is known.  Still
+	 * waiting, it is another holding's (a grant keeps the flag): no write
+	 * is made while RP_DPF_REV_PENDING is set, since an ACK of such a flow
+	 * sends its packet through the app again (rp_on_ack).
+	 */
 	rp_flow_lock(f);
 	held = rp_flow_is(f, &fwd) && rp_held(f, live);
-	if (held)
+	pending = f->flags & RP_DPF_REV_PENDING;
+	if (held && !pending)
 		write = rp_xlate_take_locked(sc, f, bits, &st);
 	rp_flow_unlock(f);
-	if (!held)
+	if (!held || pending)
 		return rp_lease(ctx, sc, &fwd, &st, sizeof(st));
 	return rp_xlate_apply(ctx, sc, p, &fwd, &st, false, write);
 }
@@ -217,7 +223,7 @@ static __always_inline int lb_reply(struct xdp_md *ctx, struct rp_scratch *sc, s
 	struct rp_flow_key rev;
 	struct rp_dp_flow *r;
 
-	rp_key_v4(&rev, ip->protocol, ip->saddr, p->l4->source, ip->daddr, p->l4->dest);
+	rp_key_v4(&rev, ip->protocol, ip->saddr, p->sport, ip->daddr, p->dport);
 	r = bpf_map_lookup_elem(&flows, &rev);
 	if (r && rp_xlate_look(sc, r, &rev, rp_tcp_flags(p), RP_LB_REV, &st, &seen))
 		return rp_xlate_apply(ctx, sc, p, &rev, &st, true, false);
@@ -225,7 +231,7 @@ static __always_inline int lb_reply(struct xdp_md *ctx, struct rp_scratch *sc, s
 		if (seen.known)
 			return rp_lease(ctx, sc, &rev, &st, sizeof(st));
 		/* from a backend: a reply the store may know; never invent one */
-		if (lb_is_backend(ip->saddr, p->l4->source))
+		if (lb_is_backend(ip->saddr, p->sport))
 			return rp_lease(ctx, sc, &rev, NULL, 0);
 		rp_stat(RP_DP_pass_not_app);
 		return XDP_PASS;
@@ -245,7 +251,12 @@ int rp_app_lb(struct xdp_md *ctx)
 
 	if (!sc)
 		return XDP_DROP;
-	if (p.ip->daddr == cfg_lb_vip && p.l4->dest == cfg_lb_vport)
+	if (p.icmp) {
+		/* not this application's: the kernel's (docs/DATAPLANE.md, "ICMP") */
+		rp_stat(RP_DP_pass_not_app);
+		return XDP_PASS;
+	}
+	if (p.ip->daddr == cfg_lb_vip && p.dport == cfg_lb_vport)
 		return lb_forward(ctx, sc, &p);
 	return lb_reply(ctx, sc, &p);
 }

@@ -45,6 +45,11 @@ int rp_app_sketch(struct xdp_md *ctx)
 
 	if (!sc)
 		return XDP_DROP;
+	if (p.icmp) {
+		/* not this application's: the kernel's (docs/DATAPLANE.md, "ICMP") */
+		rp_stat(RP_DP_pass_not_app);
+		return XDP_PASS;
+	}
 	src = p.ip->saddr;
 	now = rp_lease_now();	/* one clock read for the four leases */
 	/*

@@ -21,11 +21,52 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
+ * ICMP the apps take (docs/DATAPLANE.md, "ICMP"): echoes, keyed by their
+ * identifier (a request's as its source port, a reply's as its destination
+ * port, so that a reply's key is the request's reverse), and errors quoting
+ * a TCP or UDP packet (its IPv4 header, no options, and the 8 bytes with
+ * the ports), whose flow is the quoted packet's.  0, or -1 for the kernel.
+ */
+static __always_inline int rp_parse_icmp(struct rp_cursor *c, struct rp_scratch *sc, void *data)
+{
+	struct rp_icmphdr *ih = c->pos;
+	struct iphdr *iip;
+	struct udphdr *il4;
+
+	if ((void *)(ih + 1) > c->end)
+		return -1;
+	sc->l4_off = (__u16)((void *)ih - data);
+	if (ih->type == RP_ICMPT_ECHO || ih->type == RP_ICMPT_ECHOREPLY) {
+		sc->icmp = RP_ICMP_ECHO;
+		sc->sport = ih->type == RP_ICMPT_ECHO ? ih->id : 0;
+		sc->dport = ih->type == RP_ICMPT_ECHO ? 0 : ih->id;
+		rp_stat(RP_DP_icmp_echo);
+		return 0;
+	}
+	if (ih->type != RP_ICMPT_DEST_UNREACH && ih->type != RP_ICMPT_TIME_EXCEEDED &&
+	    ih->type != RP_ICMPT_PARAMETERPROB)
+		return -1;
+	iip = (void *)(ih + 1);
+	il4 = (void *)(iip + 1);
+	if ((void *)(il4 + 1) > c->end || iip->ihl != 5 ||
+	    (iip->protocol != IPPROTO_TCP && iip->protocol != IPPROTO_UDP) ||
+	    (iip->frag_off & bpf_htons(IP_OFFSET)))
+		return -1;
+	sc->icmp = RP_ICMP_ERROR;
+	sc->in_l3_off = (__u16)((void *)iip - data);
+	sc->in_l4_off = (__u16)((void *)il4 - data);
+	sc->sport = 0;
+	sc->dport = 0;
+	rp_stat(RP_DP_icmp_error);
+	return 0;
+}
+
+/*
  * Verdicts for what the data plane does not handle (docs/DATAPLANE.md):
- * non-IPv4 goes to the kernel; IPv4 other than TCP and UDP goes to the
- * kernel; TCP and UDP fragments are dropped, since a fragment without ports
- * cannot be keyed and forwarding it untranslated would leak the inside;
- * IPv4 options are kept and skipped.
+ * non-IPv4 goes to the kernel; IPv4 other than TCP, UDP and the ICMP the
+ * apps take goes to the kernel; TCP and UDP fragments are dropped, since a
+ * fragment without ports cannot be keyed and forwarding it untranslated
+ * would leak the inside; IPv4 options are kept and skipped.
  */
 SEC("xdp")
 int rp_root(struct xdp_md *ctx)
@@ -62,7 +103,8 @@ int rp_root(struct xdp_md *ctx)
 		rp_stat(RP_DP_drop_truncated);
 		return XDP_DROP;
 	}
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
+	if ((proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP) ||
+	    (proto == IPPROTO_ICMP && (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))) {
 		rp_stat(RP_DP_pass_not_app);
 		return XDP_PASS;
 	}
@@ -74,6 +116,20 @@ int rp_root(struct xdp_md *ctx)
 	c.pos = (void *)ip + ip->ihl * 4;
 	if (ip->ihl > 5)
 		rp_stat(RP_DP_ip_options);
+	if (proto == IPPROTO_ICMP) {
+		sc = rp_scratch();
+		if (!sc)
+			return XDP_DROP;
+		if (rp_parse_icmp(&c, sc, data)) {
+			rp_stat(RP_DP_pass_not_app);
+			return XDP_PASS;
+		}
+		sc->l3_off = (__u16)((void *)ip - data);
+		sc->vlan = (__u8)vlan;
+		bpf_tail_call(ctx, &progs, cfg_app);
+		rp_stat(RP_DP_drop_tail_call);
+		return XDP_DROP;
+	}
 	if (c.pos + sizeof(struct tcphdr) > c.end && proto == IPPROTO_TCP) {
 		rp_stat(RP_DP_drop_truncated);
 		return XDP_DROP;
@@ -97,6 +153,9 @@ int rp_root(struct xdp_md *ctx)
 		return XDP_DROP;
 	sc->l3_off = (__u16)((void *)ip - data);
 	sc->l4_off = (__u16)((void *)udp - data);
+	sc->sport = udp->source;
+	sc->dport = udp->dest;
+	sc->icmp = RP_ICMP_NONE;
 	sc->vlan = (__u8)vlan;
 	bpf_tail_call(ctx, &progs, cfg_app);
 	rp_stat(RP_DP_drop_tail_call);
@@ -505,9 +564,21 @@ static __always_inline enum rp_ack_verdict rp_ack_locked(struct rp_dp_flow *f, _
 	return RP_ACK_TAKEN;
 }
 
+/*
+ * An ACK releases its write's packet, which the app already processed.  But
+ * for a flow still RP_DPF_REV_PENDING: the only write made while a
+ * translation's reverse key is not in the store is the NAT's move to
+ * another port (bpf/app_nat.h, nat_move_port; the NAT and the LB write
+ * otherwise only once the flag is cleared), and its packet is untranslated.
+ * That one goes through the app again, as a grant's does, to ask for the
+ * reverse key; once every write of the flow is acknowledged, since the app
+ * writes the move again while one is not (an earlier ACK's packet, dropped,
+ * has a later one riding behind it).
+ */
 static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 {
 	enum rp_ack_verdict v = RP_ACK_NOT_OWNER;
+	bool again = false, caught_up = false;
 	struct rp_flow_key key;
 	struct rp_dp_flow *f;
 
@@ -515,9 +586,12 @@ static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (f) {
 		rp_flow_lock(f);
-		if (rp_flow_is(f, &key))
+		if (rp_flow_is(f, &key)) {
 			v = rp_ack_locked(f, bpf_ntohl(msg->hdr.epoch), bpf_ntohs(msg->hdr.gen),
 					  bpf_ntohl(msg->hdr.seq));
+			again = f->flags & RP_DPF_REV_PENDING;
+			caught_up = f->acked == f->seq;
+		}
 		rp_flow_unlock(f);
 	}
 	if (v != RP_ACK_TAKEN) {
@@ -528,7 +602,13 @@ static __always_inline int rp_on_ack(struct xdp_md *ctx, struct rp_msg *msg)
 	rp_stat(RP_DP_ack);
 	if (!(msg->hdr.flags & RP_F_PKT))
 		return XDP_DROP;
-	return rp_release(ctx);
+	if (!again)
+		return rp_release(ctx);
+	if (!caught_up || rp_decap(ctx))
+		return XDP_DROP;
+	bpf_tail_call(ctx, &progs, RP_PROG_ROOT);
+	rp_stat(RP_DP_drop_tail_call);
+	return XDP_DROP;
 }
 
 /*

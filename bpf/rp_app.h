@@ -43,13 +43,33 @@
 struct rp_pkt {
 	struct ethhdr *eth;
 	struct iphdr *ip;
-	struct udphdr *l4;	/* TCP and UDP ports sit at the same offsets */
+	struct udphdr *l4;	/* TCP and UDP ports sit at the same offsets; or ICMP */
 	void *end;
+	/*
+	 * The ports the flow is keyed by: TCP's and UDP's, an ICMP echo's
+	 * identifier (a request's as sport, a reply's as dport), 0 in an error
+	 */
+	__be16 sport;
+	__be16 dport;
+	__u8 icmp;		/* RP_ICMP_* */
+	/* RP_ICMP_ERROR: the quoted packet's IPv4 header and ports */
+	struct iphdr *in_ip;
+	struct udphdr *in_l4;
 };
 
 /*
+ * An ICMP error's quoted header and ports are there: checked where they
+ * are read, since the verifier forgets a check made on another path.
+ */
+static __always_inline bool rp_icmp_quote_ok(const struct rp_pkt *p)
+{
+	return (void *)(p->in_ip + 1) <= p->end && (void *)(p->in_l4 + 1) <= p->end;
+}
+
+/*
  * An application program's first call: the scratch and the packet's
- * headers (a TCP header whole), or NULL when they are not there.
+ * headers (a TCP header whole; an ICMP error's quoted header and ports), or
+ * NULL when they are not there.
  */
 static __always_inline struct rp_scratch *rp_app_begin(struct xdp_md *ctx, struct rp_pkt *p)
 {
@@ -63,10 +83,17 @@ static __always_inline struct rp_scratch *rp_app_begin(struct xdp_md *ctx, struc
 	/* offsets from the root program; bounded for the verifier */
 	p->ip = data + (sc->l3_off & 0x1f);
 	p->l4 = data + (sc->l4_off & 0x7f);
+	p->sport = sc->sport;
+	p->dport = sc->dport;
+	p->icmp = sc->icmp;
+	p->in_ip = data + (sc->in_l3_off & 0x7f);
+	p->in_l4 = data + (sc->in_l4_off & 0xff);
 	if ((void *)(p->eth + 1) > p->end || (void *)(p->ip + 1) > p->end ||
 	    (void *)(p->l4 + 1) > p->end)
 		return NULL;
 	if (p->ip->protocol == IPPROTO_TCP && (void *)p->l4 + sizeof(struct tcphdr) > p->end)
+		return NULL;
+	if (p->icmp == RP_ICMP_ERROR && !rp_icmp_quote_ok(p))
 		return NULL;
 	return sc;
 }
@@ -99,6 +126,17 @@ static __always_inline void rp_rewrite(struct rp_pkt *p, bool src, __be32 addr, 
 	__be16 *pp, old_port;
 	__u16 *check;
 
+	if (ip->protocol == IPPROTO_ICMP) {
+		/* an echo: its identifier is its port, its checksum covers no address */
+		struct rp_icmphdr *ih = (void *)p->l4;
+
+		old_port = ih->id;
+		*a = addr;
+		ih->id = port;
+		ip->check = rp_csum_update32(ip->check, old_addr, addr);
+		ih->checksum = rp_csum_update16(ih->checksum, old_port, port);
+		return;
+	}
 	if (ip->protocol == IPPROTO_TCP) {
 		struct tcphdr *th = (void *)p->l4;
 
@@ -126,6 +164,56 @@ static __always_inline void rp_rewrite(struct rp_pkt *p, bool src, __be32 addr, 
 			c = 0xffff;
 		*check = c;
 	}
+}
+
+/*
+ * An ICMP error about a translated flow, translated back (the NAT): the
+ * outer destination (`in`: it came from outside for the inside) or source
+ * becomes addr, and in the quoted packet, which went the other way, the
+ * source (`in`) or destination address and port become addr and port.  The
+ * quoted IPv4 checksum, the quoted UDP or TCP checksum when it is there,
+ * and the ICMP checksum over all of it are updated incrementally; an
+ * ICMPv4 checksum covers no pseudo-header, so the outer change is the IPv4
+ * checksum's only.
+ */
+static __always_inline void rp_icmp_xlate(struct rp_pkt *p, bool in, __be32 addr, __be16 port)
+{
+	struct iphdr *ip = p->ip, *iip = p->in_ip;
+	struct rp_icmphdr *ih = (void *)p->l4;
+	struct udphdr *il4 = p->in_l4;
+	__be32 *oa = in ? &ip->daddr : &ip->saddr;
+	__be32 *ia = in ? &iip->saddr : &iip->daddr;
+	__be16 *ip_port = in ? &il4->source : &il4->dest;
+	__be32 old_addr = *ia;
+	__be16 old_port = *ip_port;
+	__u16 icsum = ih->checksum, old, *l4c = NULL;
+
+	ip->check = rp_csum_update32(ip->check, *oa, addr);
+	*oa = addr;
+	old = iip->check;
+	iip->check = rp_csum_update32(iip->check, old_addr, addr);
+	icsum = rp_csum_update16(icsum, old, iip->check);
+	if (iip->protocol == IPPROTO_UDP && il4->check) {
+		l4c = &il4->check;
+	} else if (iip->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = (void *)il4;
+
+		/* quoted whole only by routers that quote more than 8 bytes */
+		if ((void *)&th->check + sizeof(th->check) <= p->end)
+			l4c = &th->check;
+	}
+	if (l4c) {
+		__u16 c = rp_csum_update32(*l4c, old_addr, addr);
+
+		c = rp_csum_update16(c, old_port, port);
+		icsum = rp_csum_update16(icsum, *l4c, c);
+		*l4c = c;
+	}
+	icsum = rp_csum_update32(icsum, old_addr, addr);
+	icsum = rp_csum_update16(icsum, old_port, port);
+	*ia = addr;
+	*ip_port = port;
+	ih->checksum = icsum;
 }
 
 /* The packet only read its flow's state: forwarded at once. */

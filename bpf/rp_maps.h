@@ -140,7 +140,14 @@ struct {
 /* What one program of a tail-call chain hands the next (per CPU). */
 struct rp_scratch {
 	__u16 l3_off;		/* IPv4 header, from the frame's start */
-	__u16 l4_off;		/* TCP or UDP header */
+	__u16 l4_off;		/* TCP, UDP or ICMP header */
+	/* an ICMP error: the packet it quotes, its IPv4 and first 8 bytes */
+	__u16 in_l3_off;
+	__u16 in_l4_off;
+	/* TCP and UDP: the ports; an ICMP echo: its identifier as a port (rp_pkt) */
+	__be16 sport;
+	__be16 dport;
+	__u8 icmp;		/* RP_ICMP_* */
 	__u8 vlan;		/* an 802.1Q tag was present */
 	/* the request the emitter wraps the packet in */
 	__u8 type;

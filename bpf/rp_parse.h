@@ -21,6 +21,24 @@
 #define IP_MF		0x2000
 #define IP_OFFSET	0x1FFF
 
+/*
+ * ICMPv4 (RFC 792), declared here: <linux/icmp.h> pulls in the C library's
+ * socket headers, which a BPF target does not have.
+ */
+struct rp_icmphdr {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	__be16 id;		/* echo and echo reply */
+	__be16 sequence;
+};
+
+#define RP_ICMPT_ECHOREPLY	0
+#define RP_ICMPT_DEST_UNREACH	3
+#define RP_ICMPT_ECHO		8
+#define RP_ICMPT_TIME_EXCEEDED	11
+#define RP_ICMPT_PARAMETERPROB	12
+
 struct rp_cursor {
 	void *pos;
 	void *end;

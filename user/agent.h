@@ -18,6 +18,7 @@
 #define RP_HB_NONCES		16	/* heartbeats in flight we can time */
 #define RP_RING_FRAMES		4096	/* retransmit ring: UMEM frames */
 #define RP_FRAME_SIZE		2048
+#define RP_STATE_DIR		"/var/lib/redplane"	/* --state-dir's default */
 _Static_assert(RP_FRAME_MAX <= RP_FRAME_SIZE, "a request fits in a UMEM frame");
 
 struct rp_load_cfg {
@@ -38,6 +39,8 @@ struct rp_load_cfg {
 	uint32_t snapshot_ms;		/* --snapshot-ms: the period of bounded mode */
 	bool mac;			/* --mac-key */
 	uint64_t mac_key[2];
+	/* --state-dir: what outlives a restart (the apps' save hooks); NULL: RP_STATE_DIR */
+	const char *state_dir;
 	/* the applications' own settings (user/app.h) */
 	struct rp_nat_cfg nat;
 	struct rp_fw_cfg fw;

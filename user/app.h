@@ -71,7 +71,19 @@ struct rp_app {
 	 */
 	void (*idle)(const struct rp_flow_key *k, const struct rp_dp_flow *f,
 		     rp_flow_lookup_fn lookup, void *ctx, struct rp_conn_idle *c);
+	/*
+	 * State of its own that outlives a restart, in a file of its own
+	 * under cfg->state_dir (optional): started() restores it once the
+	 * skeleton is loaded, before any packet (0, or a negative errno that
+	 * stops rp-load: a missing or unreadable file is only a warning);
+	 * save() writes it every RP_APP_SAVE_MS and at exit.
+	 */
+	int (*started)(struct redplane *skel, const struct rp_load_cfg *cfg);
+	void (*save)(struct redplane *skel, const struct rp_load_cfg *cfg);
 };
+
+/* How often rp-load calls an app's save(), ms: what a crash may lose of it. */
+#define RP_APP_SAVE_MS		5000
 
 /*
  * The NAT's and the LB's idleness: a connection of two keys, other_key()

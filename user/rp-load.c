@@ -75,6 +75,8 @@ static const char usage_head[] =
 	"  -l, --lookup-rate N      store lookups of flows this switch does not know (return\n"
 	"                           traffic, unsolicited packets) per second at most, in\n"
 	"                           bursts of a tenth of a second's (default 20000; 0: no limit)\n"
+	"  -D, --state-dir DIR      where what outlives a restart is kept, one file per switch\n"
+	"                           named after its first IFACE (default " RP_STATE_DIR ")\n"
 	"  -S, --status IFACE       print the counters of the rp-load running on IFACE\n"
 	"  -v, --verbose            libbpf's messages and more\n"
 	"  -h, --help               this text\n"
@@ -113,6 +115,7 @@ static const struct option common_opts[] = {
 	{ "mac-key", required_argument, NULL, 'k' },
 	{ "timeout", required_argument, NULL, 'T' },
 	{ "lookup-rate", required_argument, NULL, 'l' },
+	{ "state-dir", required_argument, NULL, 'D' },
 	{ "status", required_argument, NULL, 'S' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -150,7 +153,7 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 	rp_timeouts_default(cfg->timeouts);
 	build_options(opts);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:M:P:k:T:l:S:vh", opts, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":a:s:i:L:r:t:m:p:M:P:k:T:l:D:S:vh", opts, &idx)) != -1) {
 		switch (c) {
 		case 'a':
 			cfg->app = rp_app_find(optarg);
@@ -207,6 +210,9 @@ static int parse_args(int argc, char **argv, struct rp_load_cfg *cfg, const char
 					 &cfg->snapshot_ms))
 				return -EINVAL;
 			have_period = true;
+			break;
+		case 'D':
+			cfg->state_dir = optarg;
 			break;
 		case 'S':
 			*status = optarg;
@@ -600,7 +606,7 @@ void rp_agent_publish(struct rp_agent *a)
 static int run(struct rp_agent *a, const sigset_t *sigs)
 {
 	struct epoll_event ev, events[4];
-	uint64_t next_publish = 0;
+	uint64_t next_publish = 0, next_save = rp_mono_ns() + RP_APP_SAVE_MS * 1000000ull;
 	int ep, sfd, err = 0;
 
 	sfd = signalfd(-1, sigs, SFD_CLOEXEC);
@@ -625,6 +631,10 @@ static int run(struct rp_agent *a, const sigset_t *sigs)
 		if (now >= next_publish) {
 			rp_agent_publish(a);
 			next_publish = now + 100000000ull;
+		}
+		if (a->cfg.app->save && now >= next_save) {
+			a->cfg.app->save(a->skel, &a->cfg);
+			next_save = now + RP_APP_SAVE_MS * 1000000ull;
 		}
 		/* 1 ms while copies wait on their RTO, else until the next heartbeat */
 		if (a->nslots_used)
@@ -660,6 +670,7 @@ int main(int argc, char **argv)
 	static struct rp_agent agent = { .lock_fd = -1, .sock = -1 };
 	struct rp_agent *a = &agent;
 	const char *status = NULL;
+	bool started = false;	/* the app's state restored: saved at exit */
 	sigset_t sigs;
 	int err;
 
@@ -720,6 +731,10 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	err = load(a);
+	/* before the first packet: nothing is handed out from a state not restored */
+	if (!err && a->cfg.app->started)
+		err = a->cfg.app->started(a->skel, &a->cfg);
+	started = !err;
 	if (!err)
 		err = pin(a);
 	if (!err)
@@ -747,6 +762,8 @@ int main(int argc, char **argv)
 	err = run(a, &sigs);
 
 cleanup:
+	if (started && a->cfg.app->save)
+		a->cfg.app->save(a->skel, &a->cfg);
 	if (a->skel) {
 		lock_pins(a);
 		detach(a);

@@ -558,9 +558,10 @@ int rp_topo_start_switch(struct rp_topo *t, unsigned int i, const char *const *e
 						"--nat-ext", RP_TOPO_EXT, NULL };
 	const char *const *app = t->app_args ? t->app_args : nat_args;
 	char bin[300], id[8];
+	/* the NAT's saved port position stays in the topology's directory */
 	const char *argv[48] = { bin, s->if_int, s->if_ext, s->if_sto, "--store", t->store_list,
-				 "--switch-id", id };
-	int n = 8;
+				 "--switch-id", id, "--state-dir", t->dir };
+	int n = 10;
 
 	snprintf(bin, sizeof(bin), "%s/rp-load", t->bin_dir);
 	snprintf(id, sizeof(id), "%u", i + 1);

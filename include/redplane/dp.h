@@ -32,6 +32,12 @@ enum rp_prog_slot {
 
 _Static_assert((int)__RP_APP_MAX <= (int)RP_PROG_EMIT, "app slots fit before the core's");
 
+/* What kind of ICMP a packet is, for the apps (struct rp_scratch.icmp) */
+#define RP_ICMP_NONE	0	/* TCP or UDP */
+#define RP_ICMP_ECHO	1	/* echo request or reply: its identifier is its port */
+#define RP_ICMP_ERROR	2	/* destination unreachable, time exceeded, parameter
+				 * problem, quoting a TCP or UDP packet */
+
 /* rp_dp_flow.flags: local to the switch, never replicated */
 #define RP_DPF_REV_PENDING	0x01	/* NAT, LB: the reverse key is not yet in the store */
 #define RP_DPF_REV_KNOWN	0x02	/* LB: the reverse key is noted here */
@@ -229,6 +235,10 @@ struct rp_dp_wcopy {
 	X(pass_not_app)		/* IPv4 the app does not handle */	\
 	X(drop_truncated)	/* headers cut short */			\
 	X(drop_fragment)	/* IPv4 fragments (no ports to key on) */ \
+	X(icmp_echo)		/* ICMP echoes: to the app, keyed by identifier */ \
+	X(icmp_error)		/* ICMP errors quoting TCP or UDP: to the app */ \
+	X(drop_icmp_error)	/* an ICMP error no flow here or at the store owns */ \
+	X(icmp_translated)	/* ICMP errors translated (NAT) or let through (fw) */ \
 	X(ip_options)		/* IPv4 with options: handled, kept */	\
 	X(fast_path)		/* leased, read-only: forwarded at once */ \
 	X(lease_req)		/* packet sent to the store in a lease request */ \

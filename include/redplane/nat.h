@@ -21,10 +21,20 @@ struct rp_nat_state {
 #define RP_NAT_FIN	0x01
 #define RP_NAT_RST	0x02
 
+/*
+ * External ports a new connection looks at, from the shared counter's
+ * position on: enough that a range one destination crowds still yields a
+ * free port, few enough for the verifier to walk the loop (bpf/app_nat.h).
+ */
+#define RP_NAT_PORT_TRIES	64
+
 #define RP_NAT_STATS(X)							\
 	X(nat_new)		/* NAT mapping proposed for a new flow */ \
 	X(nat_rev_req)		/* NAT reverse key requested */		\
 	X(nat_collision)	/* NAT port already mapped elsewhere */	\
-	X(nat_no_mapping)	/* NAT return traffic with a bad mapping */
+	X(nat_no_mapping)	/* NAT return traffic with a bad mapping */ \
+	X(nat_port_skipped)	/* NAT candidate ports busy for the destination */ \
+	X(nat_ports_exhausted)	/* NAT new flows dropped: no candidate port free */ \
+	X(nat_port_moved)	/* NAT flows moved off a port the store had taken */
 
 #endif /* __REDPLANE_NAT_H */
