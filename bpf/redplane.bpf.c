@@ -62,6 +62,36 @@ static __always_inline int rp_parse_icmp(struct rp_cursor *c, struct rp_scratch 
 }
 
 /*
+ * A TCP or UDP fragment after the first (no ports to key it by): forwarded
+ * as its datagram's first fragment was, with the same address rewrite
+ * (rp_frag_note), and only then; a fragment that comes before its first,
+ * or whose first was dropped, is dropped: forwarding it untranslated would
+ * leak the inside.  Only the IPv4 header changes: the TCP or UDP checksum
+ * is in the first fragment.
+ */
+static __always_inline int rp_later_fragment(struct xdp_md *ctx, struct ethhdr *eth,
+					     struct iphdr *ip, int vlan)
+{
+	struct rp_frag_key k = {
+		.saddr = ip->saddr, .daddr = ip->daddr, .id = ip->id, .proto = ip->protocol,
+	};
+	struct rp_frag_val *v = bpf_map_lookup_elem(&frags, &k);
+
+	if (!v || bpf_ktime_get_coarse_ns() - v->seen_ns > RP_FRAG_MAX_NS) {
+		rp_stat(RP_DP_drop_fragment);
+		return XDP_DROP;
+	}
+	if (v->rewrite) {
+		__be32 *a = v->src ? &ip->saddr : &ip->daddr;
+
+		ip->check = rp_csum_update32(ip->check, *a, v->addr);
+		*a = v->addr;
+	}
+	rp_stat(RP_DP_frag_forwarded);
+	return rp_forward(ctx, eth, ip, vlan);
+}
+
+/*
  * Verdicts for what the data plane does not handle (docs/DATAPLANE.md):
  * non-IPv4 goes to the kernel; IPv4 other than TCP, UDP and the ICMP the
  * apps take goes to the kernel; TCP and UDP fragments are dropped, since a
@@ -108,10 +138,8 @@ int rp_root(struct xdp_md *ctx)
 		rp_stat(RP_DP_pass_not_app);
 		return XDP_PASS;
 	}
-	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
-		rp_stat(RP_DP_drop_fragment);
-		return XDP_DROP;
-	}
+	if (ip->frag_off & bpf_htons(IP_OFFSET))
+		return rp_later_fragment(ctx, eth, ip, vlan);
 	/* options are carried along: the apps rewrite only addresses and ports */
 	c.pos = (void *)ip + ip->ihl * 4;
 	if (ip->ihl > 5)
@@ -156,6 +184,9 @@ int rp_root(struct xdp_md *ctx)
 	sc->sport = udp->source;
 	sc->dport = udp->dest;
 	sc->icmp = RP_ICMP_NONE;
+	sc->frag_first = !!(ip->frag_off & bpf_htons(IP_MF));
+	if (sc->frag_first)
+		rp_stat(RP_DP_frag_first);
 	sc->vlan = (__u8)vlan;
 	bpf_tail_call(ctx, &progs, cfg_app);
 	rp_stat(RP_DP_drop_tail_call);

@@ -216,9 +216,32 @@ static __always_inline void rp_icmp_xlate(struct rp_pkt *p, bool in, __be32 addr
 	ih->checksum = icsum;
 }
 
+/*
+ * A first fragment that passes: its datagram noted, as it came, with the
+ * address rewrite its later fragments get (`rewrite`: addr becomes the
+ * source when src, else the destination).  Once per packet.
+ */
+static __always_inline void rp_frag_note(struct rp_scratch *sc, const struct rp_pkt *p,
+					 bool rewrite, bool src, __be32 addr)
+{
+	struct rp_frag_key k = {
+		.saddr = p->ip->saddr, .daddr = p->ip->daddr, .id = p->ip->id,
+		.proto = p->ip->protocol,
+	};
+	struct rp_frag_val v = {
+		.seen_ns = bpf_ktime_get_coarse_ns(), .addr = addr, .rewrite = rewrite, .src = src,
+	};
+
+	if (!sc->frag_first)
+		return;
+	sc->frag_first = 0;
+	bpf_map_update_elem(&frags, &k, &v, BPF_ANY);
+}
+
 /* The packet only read its flow's state: forwarded at once. */
 static __always_inline int rp_pass(struct xdp_md *ctx, struct rp_scratch *sc, struct rp_pkt *p)
 {
+	rp_frag_note(sc, p, false, false, 0);
 	rp_stat(RP_DP_fast_path);
 	return rp_forward(ctx, p->eth, p->ip, sc->vlan);
 }
@@ -573,6 +596,8 @@ static __always_inline int rp_xlate_apply(struct xdp_md *ctx, struct rp_scratch 
 					  struct rp_pkt *p, const struct rp_flow_key *key,
 					  const struct rp_xlate_state *st, bool src, bool write)
 {
+	if (!write)
+		rp_frag_note(sc, p, true, src, st->addr);
 	rp_rewrite(p, src, st->addr, st->port);
 	if (write)
 		return rp_send_write(ctx, sc, p, key);

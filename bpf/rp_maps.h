@@ -116,6 +116,20 @@ struct {
 	__type(value, __u64);
 } lookup_due SEC(".maps");
 
+/*
+ * Datagrams whose first fragment passed, for their later fragments (which
+ * carry no ports): least recently used go first.  Fragments of one
+ * datagram come within milliseconds; Linux's reassembly gives up after 30
+ * seconds (ipfrag_time), and so does this.
+ */
+#define RP_FRAG_MAX_NS	30000000000ull
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct rp_frag_key);
+	__type(value, struct rp_frag_val);
+} frags SEC(".maps");
+
 /* What this switch runs, for `rp-load --status`: rp-load writes it once. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -148,6 +162,7 @@ struct rp_scratch {
 	__be16 sport;
 	__be16 dport;
 	__u8 icmp;		/* RP_ICMP_* */
+	__u8 frag_first;	/* the first fragment of a datagram: note it (rp_frag_note) */
 	__u8 vlan;		/* an 802.1Q tag was present */
 	/* the request the emitter wraps the packet in */
 	__u8 type;

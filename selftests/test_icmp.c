@@ -20,6 +20,7 @@
 
 TestSuite(icmp, .init = fx_setup, .fini = fx_teardown, .timeout = 30);
 TestSuite(icmp_fw, .init = fx_setup_fw, .fini = fx_teardown, .timeout = 30);
+TestSuite(frag, .init = fx_setup, .fini = fx_teardown, .timeout = 30);
 
 static uint16_t csum(const void *p, size_t n)
 {
@@ -258,4 +259,51 @@ Test(icmp_fw, a_related_error_passes_an_unrelated_one_is_looked_up)
 	cr_assert(rp_key_eq(&req.key, &key));
 	cr_assert(!(req.flags & RP_F_STATE), "a lookup, no proposal");
 	cr_assert_eq(fx_stat(RP_DP_icmp_translated), 1);
+}
+
+/* A UDP datagram's fragment: the first (MF, with the ports), or a later one at `off` (8-byte units). */
+static size_t fragment(uint8_t *buf, uint32_t saddr, uint16_t sport, uint32_t daddr,
+		       uint16_t dport, uint16_t id, uint16_t off, bool more)
+{
+	size_t len = fx_udp(buf, fx_mac_int, fx_mac_client, saddr, sport, daddr, dport, 24, true);
+	struct iphdr *ip = (struct iphdr *)(buf + 14);
+
+	ip->id = htons(id);
+	ip->frag_off = htons((uint16_t)((more ? 0x2000 : 0) | off));
+	ip->check = 0;
+	ip->check = csum(ip, 20);
+	return len;
+}
+
+Test(frag, later_fragments_follow_their_first_and_only_then)
+{
+	uint8_t pkt[256], want[256];
+	struct iphdr *ip;
+	struct fx_out out;
+	size_t len;
+
+	nat_conn(IPPROTO_UDP);
+	/* the first fragment: translated like any packet of the connection */
+	len = fragment(pkt, FX_CLIENT, 40000, FX_SERVER, 53, 77, 0, true);
+	fx_run(pkt, len, fx.ifindex_int, &out);
+	cr_assert_eq(out.verdict, XDP_REDIRECT);
+	ip = (struct iphdr *)(out.data + 14);
+	cr_assert_eq(ip->saddr, htonl(FX_EXT));
+	cr_assert_eq(fx_stat(RP_DP_frag_first), 1);
+	/* a later one of the same datagram: the same source, the IPv4 header only */
+	len = fragment(pkt, FX_CLIENT, 40000, FX_SERVER, 53, 77, 3, false);
+	memcpy(want, pkt, len);
+	ip = (struct iphdr *)(want + 14);
+	ip->saddr = htonl(FX_EXT);
+	ip->check = 0;
+	ip->check = csum(ip, 20);
+	fx_forwarded(want, fx_mac_server, fx_mac_ext);
+	fx_run(pkt, len, fx.ifindex_int, &out);
+	expect_bytes(&out, XDP_REDIRECT, want, len);
+	cr_assert_eq(fx_stat(RP_DP_frag_forwarded), 1);
+	/* one of a datagram whose first was not seen: dropped, never let out untranslated */
+	len = fragment(pkt, FX_CLIENT, 40000, FX_SERVER, 53, 78, 3, false);
+	fx_run(pkt, len, fx.ifindex_int, &out);
+	cr_assert_eq(out.verdict, XDP_DROP);
+	cr_assert_eq(fx_stat(RP_DP_drop_fragment), 1);
 }

@@ -32,6 +32,27 @@ enum rp_prog_slot {
 
 _Static_assert((int)__RP_APP_MAX <= (int)RP_PROG_EMIT, "app slots fit before the core's");
 
+/*
+ * A datagram whose first fragment passed (the frags map, bpf/rp_maps.h):
+ * IPv4 source, destination, protocol and identification, as it came.
+ */
+struct rp_frag_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* What its later fragments get: the first's address rewrite, if any. */
+struct rp_frag_val {
+	__u64 seen_ns;		/* bpf_ktime_get_coarse_ns() of the first fragment */
+	__be32 addr;		/* the new source (src) or destination address */
+	__u8 rewrite;		/* 0: forwarded as they are */
+	__u8 src;
+	__u16 pad;
+};
+
 /* What kind of ICMP a packet is, for the apps (struct rp_scratch.icmp) */
 #define RP_ICMP_NONE	0	/* TCP or UDP */
 #define RP_ICMP_ECHO	1	/* echo request or reply: its identifier is its port */
@@ -234,7 +255,9 @@ struct rp_dp_wcopy {
 	X(pass_not_ipv4)	/* ARP, IPv6, ...: to the kernel */	\
 	X(pass_not_app)		/* IPv4 the app does not handle */	\
 	X(drop_truncated)	/* headers cut short */			\
-	X(drop_fragment)	/* IPv4 fragments (no ports to key on) */ \
+	X(drop_fragment)	/* a later fragment whose first was not seen here */ \
+	X(frag_first)		/* first fragments: to the app, their datagram noted */ \
+	X(frag_forwarded)	/* later fragments forwarded as their first was */ \
 	X(icmp_echo)		/* ICMP echoes: to the app, keyed by identifier */ \
 	X(icmp_error)		/* ICMP errors quoting TCP or UDP: to the app */ \
 	X(drop_icmp_error)	/* an ICMP error no flow here or at the store owns */ \
