@@ -57,6 +57,7 @@ XDP_BENCH := $(OUTPUT)/xdp-bench
 RP_DEMO := $(OUTPUT)/rp-demo
 TOPO_OBJS := $(OUTPUT)/user/topo.o $(OUTPUT)/user/stream.o
 NAT_BENCH := $(OUTPUT)/nat-bench
+CHURN_BENCH := $(OUTPUT)/churn-bench
 MODE_BENCH := $(OUTPUT)/mode-bench
 FWD_BENCH := $(OUTPUT)/fwd-bench
 MAP_BENCH := $(OUTPUT)/map-bench
@@ -77,6 +78,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 FUZZ_TARGETS ?= codec store chain agent
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 5
+CHURN_CONNS ?= 1000000
 FUZZ_CFLAGS := -std=gnu11 -g -O1 $(WARNINGS) -fsanitize=address,undefined \
 	       -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_COV := -fsanitize=fuzzer-no-link
@@ -85,10 +87,10 @@ FUZZ_OBJS := $(FUZZ_SRCS:%.c=$(OUTPUT)/fuzz/obj/%.o)
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(OUTPUT)/fuzz/fuzz-%)
 
 .DEFAULT_GOAL := all
-.PHONY: all test bench demo vmtest p4 verify soak takeover help clean deps fuzz fuzz-corpus
+.PHONY: all test bench demo vmtest p4 verify soak takeover churn help clean deps fuzz fuzz-corpus
 
 ## all: build rp-store, rp-load and its BPF programs, the benchmark tools, the selftests
-all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(MODE_BENCH) $(SELFTESTS) $(SOAK) \
+all: $(RP_STORE) $(RP_LOAD) $(RP_DEMO) $(RP_BENCH) $(RP_ECHO) $(XDP_BENCH) $(NAT_BENCH) $(CHURN_BENCH) $(MODE_BENCH) $(SELFTESTS) $(SOAK) \
      $(OUTPUT)/bpf/veth_peer.bpf.o $(FWD_BENCH) $(MAP_BENCH)
 
 ## deps: install build and test dependencies (Debian packages; needs root)
@@ -158,6 +160,15 @@ soak: deps
 takeover: deps
 	$(Q)$(MAKE) -s --no-print-directory all
 	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) scripts/takeover.sh $(SELFTESTS) $(TAKEOVER_CASES)
+
+## churn: (root) issue 17's churn: CHURN_CONNS=1000000 short TCP connections
+##        through one NAT switch to one server port (512 ports, --max-flows 4096
+##        on switch and store, short timeouts), then the firewall's third as
+##        many; every one must succeed and both sides drain to zero flows
+churn: deps
+	$(Q)$(MAKE) -s --no-print-directory all
+	$(Q)RP_STORE=$(RP_STORE) RP_BUILD=$(OUTPUT) RP_CHURN_CONNS=$(CHURN_CONNS) \
+		$(SELFTESTS) --filter 'churn/*' -j1
 
 ## verify: spin on the protocol model, bigger bounds, bitstate search
 ##         (docs/MODEL.md; SECONDS_BUDGET=600 a search)
@@ -265,6 +276,13 @@ $(NAT_BENCH): $(OUTPUT)/bench/nat-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
 
 $(OUTPUT)/bench/nat-bench.o: ALL_CPPFLAGS += -Iuser
+
+$(CHURN_BENCH): $(OUTPUT)/bench/churn-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BPF_LDLIBS)
+
+$(OUTPUT)/bench/churn-bench.o: ALL_CPPFLAGS += -Iuser
+$(OUTPUT)/bench/churn-bench.o: $(SKELS)
 
 $(MODE_BENCH): $(OUTPUT)/bench/mode-bench.o $(TOPO_OBJS) $(LIBREDPLANE)
 	$(call msg,LINK,$@)

@@ -3,7 +3,7 @@
 #
 # `make bench`: runs every benchmark and writes one report (issue 7,
 # docs/BENCH.md):
-#   bench/report.md      machine, kernel, CPU, commit, date; sections 1-7
+#   bench/report.md      machine, kernel, CPU, commit, date; sections 1-8
 #   bench/results.csv    every figure: section,name,value,unit
 #   bench/plots/*.png    gnuplot
 #   README.md            the block between <!-- results:begin --> and
@@ -158,6 +158,7 @@ if [ "$quick" = 1 ]; then
 	CHAIN_ENV=(ROUNDS=1 DURATION=1 KILLS=1 JOIN_FLOWS=100000)
 	FWD_ARGS=(--frames 200000 --rounds 1 --stream-mib 16 --connections 100)
 	NAT_ARGS=(-n 50)
+	CHURN_ARGS=(-r 1 -s 2)
 	MAP_ARGS=(100000)
 	XDP_ARGS=(--quick)
 else
@@ -165,6 +166,7 @@ else
 	CHAIN_ENV=()
 	FWD_ARGS=()
 	NAT_ARGS=()
+	CHURN_ARGS=(-r 5 -s 4)
 	MAP_ARGS=()
 	XDP_ARGS=()
 fi
@@ -218,6 +220,7 @@ else
 	STATUS+=("mode-bench skipped:not-built 0")
 fi
 step nat-bench 120 "$OUTPUT/nat-bench" "${NAT_ARGS[@]}"
+step churn-bench 180 "$OUTPUT/churn-bench" "${CHURN_ARGS[@]}"
 step map-bench 60 "$OUTPUT/map-bench" "${MAP_ARGS[@]}"
 step store-bench 300 ip netns exec "$NS" env "${STORE_ENV[@]}" bench/store-bench.sh
 step chain-bench 420 ip netns exec "$NS" env "${CHAIN_ENV[@]}" bench/chain-bench.sh
@@ -633,6 +636,30 @@ virt=$(systemd-detect-virt 2>/dev/null || true)
 		has 7 kernel_flows_bytes_per_flow || not_measured "the kernel map: $(why map-bench)"
 	else
 		not_measured "$(why map-bench); $(why store-bench)"
+	fi
+
+	echo "## 8. Churn"
+	echo
+	if has 8 churn_redplane_cps; then
+		echo "Short TCP connections (connect, a request, a reply, close), one after another, all"
+		echo "to one server port, through one NAT switch (\`$OUTPUT/churn-bench\`, rounds interleaved,"
+		echo "medians): redplane with short timeouts, its flows deleted at the store again once idle;"
+		echo "the same XDP NAT built without replication (state kept locally); the kernel's NAT"
+		echo "(nftables masquerade, conntrack)."
+		echo
+		echo "| NAT | connections/s | redplane / this |"
+		echo "|---|---|---|"
+		echo "| redplane | $(n "$(v 8 churn_redplane_cps)") | |"
+		echo "| XDP without replication | $(n "$(v 8 churn_norepl_cps)") | $(g "$(v 8 churn_redplane_vs_norepl)") |"
+		echo "| nftables (conntrack) | $(n "$(v 8 churn_nftables_cps)") | $(g "$(v 8 churn_redplane_vs_nftables)") |"
+		echo
+		echo "Peak flows held: $(n "$(v 8 churn_peak_switch_flows)") entries in the switch's map (tombstones of"
+		echo "given-up holdings included), $(n "$(v 8 churn_peak_store_flows)") flows in the store. The store's resident memory grew"
+		echo "by $(n "$(v 8 churn_store_bytes_per_flow)") bytes per flow at the peak (its per-shard buffers, touched on first"
+		echo "use, weigh in at this small a peak; a record is 136 bytes and 12 of index, docs/STORE.md)."
+		echo
+	else
+		not_measured "$(why churn-bench)"
 	fi
 } >"$REPORT_DIR/report.md"
 
