@@ -126,7 +126,8 @@ static void codec(void)
 	static const uint8_t types[] = { RP_MSG_LEASE_REQ, RP_MSG_GRANT, RP_MSG_MIGRATE,
 					 RP_MSG_HEARTBEAT, RP_MSG_HEARTBEAT_ACK, RP_MSG_WRITE,
 					 RP_MSG_SNAPSHOT, RP_MSG_ACK, RP_MSG_REVOKE,
-					 RP_MSG_REVOKE_ACK, RP_MSG_REJECT };
+					 RP_MSG_REVOKE_ACK, RP_MSG_REJECT, RP_MSG_EXPIRE,
+					 RP_MSG_EXPIRE_ACK };
 	struct rp_head_hint h;
 	struct rp_msg_view v;
 	struct seed s;
@@ -137,7 +138,8 @@ static void codec(void)
 		v.gen = (uint16_t)i;
 		if (types[i] == RP_MSG_REJECT)
 			v.reason = RP_REJ_STALE;
-		if (types[i] != RP_MSG_HEARTBEAT && types[i] != RP_MSG_HEARTBEAT_ACK) {
+		if (types[i] != RP_MSG_HEARTBEAT && types[i] != RP_MSG_HEARTBEAT_ACK &&
+		    types[i] != RP_MSG_EXPIRE && types[i] != RP_MSG_EXPIRE_ACK) {
 			with_state(&v, "state");
 			if (types[i] != RP_MSG_REVOKE && types[i] != RP_MSG_REVOKE_ACK)
 				with_pkt(&v);
@@ -182,6 +184,15 @@ static void join(struct seed *s, uint16_t n)
 	}
 }
 
+/* Switch sw proposes a state for a new flow. */
+static void propose(struct seed *s, uint16_t sw, uint32_t flow, uint32_t epoch, const char *state)
+{
+	struct rp_msg_view v = msg(RP_MSG_LEASE_REQ, sw, flow, epoch);
+
+	with_state(&v, state);
+	add(s, FROM(sw), &v);
+}
+
 static void store(void)
 {
 	const uint32_t e = FUZZ_STORE_FIRST_EPOCH;
@@ -218,9 +229,7 @@ static void store(void)
 	/* two switches: the second asks for the first's flow, waits, gets it on the ack */
 	s.len = 0;
 	join(&s, 2);
-	v = msg(RP_MSG_LEASE_REQ, 1, 1, e);
-	with_state(&v, "proposal");
-	add(&s, FROM(1), &v);
+	propose(&s, 1, 1, e, "proposal");
 	v = msg(RP_MSG_LEASE_REQ, 2, 1, e);
 	with_state(&v, "other");
 	with_pkt(&v);
@@ -238,6 +247,20 @@ static void store(void)
 	with_state(&v, "late");
 	add(&s, FROM(1), &v);
 	save("store", "revoke_handover", &s);
+
+	/* the owner expires its flow twice (deleted, then no_flow) and makes it anew */
+	s.len = 0;
+	join(&s, 1);
+	propose(&s, 1, 1, e, "proposal");
+	v = msg(RP_MSG_EXPIRE, 1, 1, e);
+	v.gen = 1;
+	add(&s, FROM(1), &v);
+	add(&s, FROM(1), &v);
+	v = msg(RP_MSG_LEASE_REQ, 1, 1, e);
+	v.gen = 1;
+	with_state(&v, "anew");
+	add(&s, FROM(1), &v);
+	save("store", "expire_and_anew", &s);
 
 	/* the owner lapses while another waits, a third is refused (busy); the first rejoins */
 	s.len = 0;

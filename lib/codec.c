@@ -189,6 +189,12 @@ static bool needs_state(uint8_t type)
 	return type == RP_MSG_WRITE || type == RP_MSG_SNAPSHOT;
 }
 
+/* A delete and its answer name the flow and the holding: no state, no packet. */
+static bool names_holding_only(uint8_t type)
+{
+	return type == RP_MSG_EXPIRE || type == RP_MSG_EXPIRE_ACK;
+}
+
 int rp_msg_decode(const void *buf, size_t len, struct rp_msg_view *v)
 {
 	const struct rp_msg *m = buf;
@@ -232,6 +238,8 @@ int rp_msg_decode(const void *buf, size_t len, struct rp_msg_view *v)
 	if (!(m->hdr.flags & RP_F_STATE) && m->hdr.state_len)
 		return -RP_E_FLAGS;
 	if (needs_state(m->hdr.type) && !(m->hdr.flags & RP_F_STATE))
+		return -RP_E_FLAGS;
+	if (names_holding_only(m->hdr.type) && m->hdr.flags)
 		return -RP_E_FLAGS;
 
 	if (is_session_msg(m->hdr.type)) {

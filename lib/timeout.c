@@ -54,7 +54,7 @@ int rp_timeouts_parse(const char *prog, const char *arg, uint64_t *ns)
 		for (i = 0; i < __RP_TO_MAX && strcmp(timeout_names[i], item); i++)
 			;
 		if (!eq || i == __RP_TO_MAX || parse_seconds(eq + 1, &ns[i])) {
-			pr_warn("%s: invalid --timeout '%s': expected NAME=SECONDS[,...], NAME one of tcp_syn_sent, tcp_syn_recv, tcp_established, tcp_fin_wait, tcp_close_wait, tcp_last_ack, tcp_time_wait, tcp_close, udp, udp_stream, icmp, negative; SECONDS at least 0.001\n",
+			pr_warn("%s: invalid --timeout '%s': expected NAME=SECONDS[,...], NAME one of tcp_syn_sent, tcp_syn_recv, tcp_established, tcp_fin_wait, tcp_close_wait, tcp_last_ack, tcp_time_wait, tcp_close, udp, udp_stream, icmp, negative, given_up; SECONDS at least 0.001\n",
 				prog, arg);
 			return -EINVAL;
 		}

@@ -19,7 +19,9 @@ static struct rp_msg_view full_msg(uint8_t type)
 	v.seq = 0xfffffffe;
 	v.lease_ms = 150;
 	v.gen = 0xbeef;
-	if (type == RP_MSG_HEARTBEAT || type == RP_MSG_HEARTBEAT_ACK)
+	/* a delete and its answer name a flow and a holding, nothing more */
+	if (type == RP_MSG_HEARTBEAT || type == RP_MSG_HEARTBEAT_ACK || type == RP_MSG_EXPIRE ||
+	    type == RP_MSG_EXPIRE_ACK)
 		return v;
 	v.flags = RP_F_STATE | RP_F_PKT;
 	v.state = state;
@@ -138,6 +140,20 @@ static void m_pkt_flag_no_pkt(uint8_t *b, size_t *len)
 	*len = RP_MSG_LEN;
 }
 static void m_hb_flags(uint8_t *b, size_t *len) { (void)len; HDR(b)->flags = RP_F_STATE; }
+static void m_flag_state(uint8_t *b, size_t *len) { (void)len; HDR(b)->flags |= RP_F_STATE; }
+static void m_with_state(uint8_t *b, size_t *len)
+{
+	(void)len;
+	HDR(b)->flags |= RP_F_STATE;
+	HDR(b)->state_len = 4;
+}
+static void m_with_pkt(uint8_t *b, size_t *len)
+{
+	HDR(b)->flags |= RP_F_PKT;
+	HDR(b)->pkt_len = htons(8);
+	memset(b + *len, 0xab, 8);
+	*len += 8;
+}
 static void m_state_len(uint8_t *b, size_t *len) { (void)len; HDR(b)->state_len = RP_STATE_MAX + 1; }
 static void m_switch0(uint8_t *b, size_t *len) { (void)len; HDR(b)->switch_id = 0; }
 static void m_reason(uint8_t *b, size_t *len) { (void)len; HDR(b)->reason = RP_REJ_BUSY; }
@@ -171,6 +187,13 @@ static const struct malformed cases[] = {
 	{ "write without state", RP_MSG_WRITE, m_write_no_state, RP_E_FLAGS },
 	{ "snapshot without state", RP_MSG_SNAPSHOT, m_write_no_state, RP_E_FLAGS },
 	{ "flags on a heartbeat", RP_MSG_HEARTBEAT, m_hb_flags, RP_E_FLAGS },
+	{ "state flag on an expire", RP_MSG_EXPIRE, m_flag_state, RP_E_FLAGS },
+	{ "state on an expire", RP_MSG_EXPIRE, m_with_state, RP_E_FLAGS },
+	{ "packet on an expire", RP_MSG_EXPIRE, m_with_pkt, RP_E_FLAGS },
+	{ "state on an expire ack", RP_MSG_EXPIRE_ACK, m_with_state, RP_E_FLAGS },
+	{ "packet on an expire ack", RP_MSG_EXPIRE_ACK, m_with_pkt, RP_E_FLAGS },
+	{ "app 0 on an expire", RP_MSG_EXPIRE, m_app0, RP_E_APP },
+	{ "bad key on an expire ack", RP_MSG_EXPIRE_ACK, m_family, RP_E_KEY },
 	{ "state_len too long", RP_MSG_WRITE, m_state_len, RP_E_LEN },
 	{ "switch id 0", RP_MSG_WRITE, m_switch0, RP_E_SWITCH },
 	{ "switch id 0 heartbeat", RP_MSG_HEARTBEAT, m_switch0, RP_E_SWITCH },
@@ -216,10 +239,38 @@ Test(codec, encode_refuses_what_decode_refuses)
 	cr_assert_eq(rp_msg_encode(buf, RP_MSG_LEN, &v), -ENOSPC);
 }
 
+Test(codec, expire_and_its_ack_carry_no_state_and_no_packet)
+{
+	for (uint8_t t = RP_MSG_EXPIRE; t <= RP_MSG_EXPIRE_ACK; t++) {
+		struct rp_msg_view v = full_msg(t), out;
+		uint8_t buf[RP_DGRAM_MAX];
+
+		v.flags = RP_F_STATE;
+		v.state = state;
+		v.state_len = 8;
+		cr_assert_eq(rp_msg_encode(buf, sizeof(buf), &v), -EINVAL, "%s with a state",
+			     rp_msg_type_name(t));
+		v = full_msg(t);
+		v.flags = RP_F_PKT;
+		v.pkt = pkt;
+		v.pkt_len = sizeof(pkt);
+		cr_assert_eq(rp_msg_encode(buf, sizeof(buf), &v), -EINVAL, "%s with a packet",
+			     rp_msg_type_name(t));
+		v = full_msg(t);
+		cr_assert_eq(rp_msg_encode(buf, sizeof(buf), &v), (int)RP_MSG_LEN);
+		cr_assert_eq(rp_msg_decode(buf, RP_MSG_LEN, &out), 0);
+		cr_assert_eq(out.flags, 0);
+		cr_assert_eq(out.gen, 0xbeef, "the holding is named");
+		cr_assert_eq(out.epoch, 0xdeadbeef);
+	}
+	cr_assert(rp_msg_from_switch(RP_MSG_EXPIRE));
+	cr_assert(!rp_msg_from_switch(RP_MSG_EXPIRE_ACK));
+}
+
 Test(codec, direction_of_each_type)
 {
 	const uint8_t from_switch[] = { RP_MSG_LEASE_REQ, RP_MSG_HEARTBEAT, RP_MSG_WRITE,
-					RP_MSG_SNAPSHOT, RP_MSG_REVOKE_ACK };
+					RP_MSG_SNAPSHOT, RP_MSG_REVOKE_ACK, RP_MSG_EXPIRE };
 	unsigned int n = 0;
 
 	for (unsigned int t = 0; t < 256; t++)

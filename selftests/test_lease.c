@@ -746,3 +746,304 @@ Test(lease, bad_input_is_counted_and_changes_nothing)
 	v = expect_one(RP_MSG_MIGRATE, 1);
 	expect_state(&v, "v0", 0);
 }
+
+/* ---- deletes: EXPIRE, generations across a delete, orphans ---- */
+
+static void expire(uint16_t id, uint32_t epoch, uint32_t flow, uint16_t gen, uint64_t now_ms)
+{
+	struct rp_msg_view v = rp_test_msg(RP_MSG_EXPIRE, id, flow, epoch);
+
+	v.gen = gen;
+	v.seq = 1;
+	deliver(&v, now_ms);
+}
+
+/* A REJECT to `to` for `reason` that names the holding (epoch, gen) and flow. */
+static void expect_reject_naming(uint16_t to, uint8_t reason, uint32_t epoch, uint16_t gen,
+				 uint32_t flow)
+{
+	struct rp_msg_view v = expect_one(RP_MSG_REJECT, to);
+
+	cr_assert_eq(v.reason, reason, "reject %s, expected %s", rp_reject_name(v.reason),
+		     rp_reject_name(reason));
+	cr_assert_eq(v.epoch, epoch);
+	cr_assert_eq(v.gen, gen);
+	cr_assert_eq(rp_test_flow_of(&v.key), flow);
+}
+
+static void revoke_ack(uint16_t id, uint32_t epoch, uint32_t flow, uint64_t now_ms)
+{
+	struct rp_msg_view v = rp_test_msg(RP_MSG_REVOKE_ACK, id, flow, epoch);
+
+	v.gen = gens[id][flow];
+	deliver(&v, now_ms);
+}
+
+Test(lease, expire_by_the_owner_deletes_the_flow_and_acks_it)
+{
+	uint32_t e = heartbeat(1, T0);
+	struct rp_msg_view v;
+
+	lease_req(1, e, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	write_state(1, e, 7, 1, "v1", T0 + 1);
+	expect_one(RP_MSG_ACK, 1);
+
+	expire(1, e, 7, gens[1][7], T0 + 2);
+	v = expect_one(RP_MSG_EXPIRE_ACK, 1);
+	cr_assert_eq(v.flags, 0, "no state, no packet");
+	cr_assert_eq(v.app_id, RP_APP_NAT);
+	cr_assert_eq(v.switch_id, 1);
+	cr_assert_eq(v.epoch, e);
+	cr_assert_eq(v.gen, gens[1][7]);
+	cr_assert_eq(rp_test_flow_of(&v.key), 7);
+	cr_assert_eq(s->flows.count, 0);
+	cr_assert_eq(s->stats.expire_deleted, 1);
+
+	/* gone: a lookup finds nothing, a resent EXPIRE is answered no_flow */
+	lease_req(1, e, 7, NULL, NULL, T0 + 3);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 1).reason, RP_REJ_NO_FLOW);
+	expire(1, e, 7, gens[1][7], T0 + 4);
+	expect_reject_naming(1, RP_REJ_NO_FLOW, e, gens[1][7], 7);
+	cr_assert_eq(s->stats.expire_no_flow, 1);
+}
+
+Test(lease, expire_of_a_flow_never_here_is_no_flow)
+{
+	uint32_t e = heartbeat(1, T0);
+
+	expire(1, e, 9, 3, T0);
+	expect_reject_naming(1, RP_REJ_NO_FLOW, e, 3, 9);
+	cr_assert_eq(s->stats.expire_no_flow, 1);
+	cr_assert_eq(s->stats.reject[RP_REJ_NO_FLOW], 1);
+}
+
+Test(lease, expire_of_another_holding_or_switch_is_not_owner)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	uint16_t g;
+
+	lease_req(1, e1, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	g = gens[1][7];
+	expire(2, e2, 7, g, T0 + 1);
+	expect_reject_naming(2, RP_REJ_NOT_OWNER, e2, g, 7);
+	expire(1, e1, 7, (uint16_t)(g - 1), T0 + 2);
+	expect_reject_naming(1, RP_REJ_NOT_OWNER, e1, (uint16_t)(g - 1), 7);
+	expire(1, e1 + 1, 7, g, T0 + 3);
+	expect_reject_naming(1, RP_REJ_NOT_OWNER, e1 + 1, g, 7);
+	cr_assert_eq(s->stats.expire_not_owner, 3);
+	cr_assert_eq(s->flows.count, 1, "nothing was deleted");
+	write_state(1, e1, 7, 1, "v1", T0 + 4);
+	expect_one(RP_MSG_ACK, 1);
+}
+
+Test(lease, expire_while_a_request_waits_hands_the_flow_to_the_waiter)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	uint16_t g;
+	uint16_t to;
+	struct rp_msg_view v;
+
+	lease_req(1, e1, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	write_state(1, e1, 7, 1, "v1", T0);
+	expect_one(RP_MSG_ACK, 1);
+	g = gens[1][7];
+	lease_req(2, e2, 7, NULL, pkt_b, T0 + 1);
+	expect_one(RP_MSG_REVOKE, 1);
+
+	/* the EXPIRE crossed the revoke: it stands for the ack */
+	expire(1, e1, 7, g, T0 + 2);
+	cr_assert_eq(s->nout, 2);
+	v = out(0, &to);
+	cr_assert_eq(v.type, RP_MSG_MIGRATE);
+	cr_assert_eq(to, 2);
+	expect_state(&v, "v1", 1);
+	expect_pkt(&v, pkt_b);
+	cr_assert(rp_gen_after(v.gen, g));
+	v = out(1, &to);
+	cr_assert_eq(v.type, RP_MSG_REJECT);
+	cr_assert_eq(v.reason, RP_REJ_NOT_OWNER, "the switch stops asking: the flow is 2's");
+	cr_assert_eq(to, 1);
+	cr_assert_eq(v.gen, g);
+	s->nout = 0;
+	cr_assert_eq(s->flows.count, 1);
+	cr_assert_eq(s->nwaiting, 0);
+	cr_assert_eq(s->stats.expire_handover, 1);
+	cr_assert_eq(s->stats.expire_deleted, 0);
+}
+
+/*
+ * The last record moves into a deleted one's place: the request waiting on
+ * it must follow it, or its grant would go out for whatever is there now.
+ */
+Test(lease, a_delete_moves_the_last_record_and_its_waiter_follows)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	struct rp_msg_view v;
+
+	for (uint32_t flow = 1; flow <= 3; flow++) {
+		lease_req(1, e1, flow, flow == 3 ? "three" : "v0", NULL, T0);
+		expect_one(RP_MSG_GRANT, 1);
+	}
+	lease_req(2, e2, 3, NULL, pkt_b, T0 + 1);
+	expect_one(RP_MSG_REVOKE, 1);
+	expire(1, e1, 1, gens[1][1], T0 + 2);
+	expect_one(RP_MSG_EXPIRE_ACK, 1);
+	cr_assert_eq(s->flows.count, 2);
+
+	revoke_ack(1, e1, 3, T0 + 3);
+	v = expect_one(RP_MSG_MIGRATE, 2);
+	cr_assert_eq(rp_test_flow_of(&v.key), 3);
+	expect_state(&v, "three", 0);
+	cr_assert_eq(s->nwaiting, 0);
+	write_state(2, e2, 3, 1, "three by 2", T0 + 4);
+	expect_one(RP_MSG_ACK, 2);
+	lease_req(1, e1, 2, NULL, NULL, T0 + 4);
+	cr_assert_eq(expect_one(RP_MSG_MIGRATE, 1).switch_id, 1, "flow 2 is untouched");
+}
+
+/* A request that names the holding its switch gave up (gen); state may be NULL. */
+static void request_naming(uint16_t id, uint32_t epoch, uint32_t flow, uint16_t gen,
+			   const char *proposal, uint64_t now_ms)
+{
+	struct rp_msg_view v = rp_test_msg(RP_MSG_LEASE_REQ, id, flow, epoch);
+
+	v.gen = gen;
+	if (proposal)
+		rp_test_set_state(&v, proposal);
+	deliver(&v, now_ms);
+}
+
+/* Switch `from` gives flow up to `to` through a revoke. */
+static void hand_over(uint16_t from, uint32_t e_from, uint16_t to, uint32_t e_to, uint32_t flow,
+		      uint64_t now_ms)
+{
+	request_naming(to, e_to, flow, gens[to][flow], NULL, now_ms);
+	expect_one(RP_MSG_REVOKE, from);
+	revoke_ack(from, e_from, flow, now_ms);
+	expect_one(RP_MSG_MIGRATE, to);
+}
+
+/*
+ * Switch a makes flow 7, which goes to b and back `rounds` times (some
+ * generations in), then expires it at T0 + 2 * rounds + 1.  Returns the
+ * generation a gave up.
+ */
+static uint16_t expired_after_rounds(uint16_t a, uint32_t e_a, uint16_t b, uint32_t e_b,
+				     unsigned int rounds)
+{
+	uint16_t given_up;
+
+	lease_req(a, e_a, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, a);
+	for (unsigned int i = 0; i < rounds; i++) {
+		hand_over(a, e_a, b, e_b, 7, T0 + 2 * i + 1);
+		hand_over(b, e_b, a, e_a, 7, T0 + 2 * i + 2);
+	}
+	given_up = gens[a][7];
+	expire(a, e_a, 7, given_up, T0 + 2 * rounds + 1);
+	expect_one(RP_MSG_EXPIRE_ACK, a);
+	return given_up;
+}
+
+Test(lease, a_flow_made_anew_after_a_delete_starts_after_the_given_up_holding)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	uint16_t given_up = expired_after_rounds(1, e1, 2, e2, 1);
+	struct rp_msg_view v;
+
+	/* a new packet of the flow at once: the new record's holding is a later one */
+	request_naming(1, e1, 7, given_up, "anew", T0 + 10);
+	v = expect_one(RP_MSG_GRANT, 1);
+	cr_assert(rp_gen_after(v.gen, given_up), "gen %u is not after the given-up %u", v.gen,
+		  given_up);
+	expect_state(&v, "anew", 0);
+}
+
+Test(lease, a_waiter_naming_a_given_up_holding_is_granted_after_it)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	uint16_t given_up = expired_after_rounds(2, e2, 1, e1, 2);
+	struct rp_msg_view v;
+
+	/* switch 1 makes it anew (it names nothing), switch 2 asks and waits */
+	lease_req(1, e1, 7, "anew", NULL, T0 + 10);
+	cr_assert(!rp_gen_after(expect_one(RP_MSG_GRANT, 1).gen, given_up));
+	request_naming(2, e2, 7, given_up, NULL, T0 + 11);
+	expect_one(RP_MSG_REVOKE, 1);
+	revoke_ack(1, e1, 7, T0 + 12);
+	v = expect_one(RP_MSG_MIGRATE, 2);
+	cr_assert(rp_gen_after(v.gen, given_up), "gen %u is not after the given-up %u", v.gen,
+		  given_up);
+}
+
+/* Ticks at t, with switches in keep[] renewing their sessions first. */
+static void tick_keeping(const uint16_t *keep, unsigned int n, uint64_t t)
+{
+	for (unsigned int i = 0; i < n; i++)
+		heartbeat(keep[i], t);
+	rp_store_tick(s, MS(t));
+	expect_none();
+}
+
+Test(lease, an_orphan_is_reclaimed_once_its_owner_lapsed_and_the_timeout_passed)
+{
+	uint32_t e1 = heartbeat(1, T0), e2 = heartbeat(2, T0);
+	const uint16_t both[] = { 1, 2 }, two[] = { 2 };
+	uint64_t t;
+
+	cfg.orphan_ns = MS(500);
+	lease_req(1, e1, 7, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 1);
+	lease_req(2, e2, 8, "v0", NULL, T0);
+	expect_one(RP_MSG_GRANT, 2);
+
+	/* long past the timeout, but both owners live: nothing goes */
+	for (t = T0 + 50; t <= T0 + 1000; t += 50)
+		tick_keeping(both, 2, t);
+	write_state(1, e1, 7, 1, "v1", T0 + 1000);
+	expect_one(RP_MSG_ACK, 1);
+	cr_assert_eq(s->flows.count, 2);
+
+	/* switch 1 lapses at T0 + 1000 + LEASE; its flow was touched at T0 + 1000 */
+	for (t = T0 + 1050; t <= T0 + 1500; t += 50)
+		tick_keeping(two, 1, t);
+	cr_assert_eq(s->flows.count, 2, "lapsed, but touched less than the timeout ago");
+	/* a tick looks for orphans once per tick period (LEASE / 8) */
+	tick_keeping(two, 1, T0 + 1520);
+	cr_assert_eq(s->flows.count, 1);
+	cr_assert_eq(s->stats.orphans_reclaimed, 1);
+	lease_req(2, e2, 7, NULL, NULL, T0 + 1521);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 2).reason, RP_REJ_NO_FLOW, "flow 7 is gone");
+	lease_req(2, e2, 8, NULL, NULL, T0 + 1522);
+	expect_one(RP_MSG_MIGRATE, 2);
+}
+
+Test(lease, a_full_table_reclaims_an_orphan_or_refuses)
+{
+	uint32_t e1 = heartbeat(1, T0), e2;
+
+	cfg.orphan_ns = MS(500);
+	for (uint32_t flow = 1; flow <= cfg.max_flows; flow++) {
+		lease_req(1, e1, flow, "v0", NULL, T0);
+		expect_one(RP_MSG_GRANT, 1);
+	}
+	/* switch 1 lapses at T0 + LEASE; its flows are not orphans before T0 + 500 */
+	e2 = heartbeat(2, T0 + 300);
+	lease_req(2, e2, 100, "v0", NULL, T0 + 300);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 2).reason, RP_REJ_TABLE_FULL);
+
+	e2 = heartbeat(2, T0 + 600);
+	for (uint32_t flow = 100; flow < 100 + cfg.max_flows; flow++) {
+		lease_req(2, e2, flow, "v0", NULL, T0 + 600);
+		expect_one(RP_MSG_GRANT, 2);
+		cr_assert_eq(s->flows.count, cfg.max_flows);
+	}
+	cr_assert_eq(s->stats.orphans_reclaimed, cfg.max_flows);
+	/* every flow is a live switch's now: refused as before */
+	lease_req(2, e2, 200, "v0", NULL, T0 + 601);
+	cr_assert_eq(expect_one(RP_MSG_REJECT, 2).reason, RP_REJ_TABLE_FULL);
+	cr_assert_eq(s->stats.reject[RP_REJ_TABLE_FULL], 2);
+}

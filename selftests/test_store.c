@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "flow_table.h"
 #include "rp_test.h"
 
 #define LEASE_MS	100	/* start_short_lease */
@@ -501,6 +502,32 @@ Test(store, sigterm_stops_it_cleanly_with_statistics)
 	cr_assert_eq(rp_test_store_stop(&st), 0);
 }
 
+/* Orphans: a short timeout, and two shards so that both tick. */
+static void start_orphans(void)
+{
+	static const char *const args[] = { "--lease-ms", "100", "--orphan-timeout", "0.3",
+					    "--shards", "2", NULL };
+
+	start(args);
+}
+
+TestSuite(store_orphans, .init = start_orphans, .fini = stop, .timeout = 60);
+
+Test(store_orphans, the_running_store_reclaims_a_lapsed_switchs_flows_on_its_own)
+{
+	uint64_t t0;
+
+	rp_test_heartbeat(&sw1);
+	for (uint32_t flow = 1; flow <= 8; flow++)
+		take_new_flow(&sw1, flow, "held");
+	/* sw1 stops renewing; nothing else reaches the store */
+	t0 = rp_test_now_ms();
+	cr_assert_eq(rp_test_store_wait_stat(&st, "orphans_reclaimed", 8), 8,
+		     "the shards ticked and reclaimed every flow");
+	cr_assert_geq(rp_test_now_ms() - t0, 300, "not before the timeout");
+	cr_assert_eq(rp_test_store_stat(&st, "flows"), 0);
+}
+
 /* Command-line errors need no running store. */
 /* --allow: switch 1 from loopback is served, switch 2 from the same address is not. */
 static void start_allow(void)
@@ -565,6 +592,13 @@ Test(store_cli, bad_arguments_get_clear_errors)
 	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--allow", "1@127.0.0.1,",
 					   NULL },
 		    2, "an empty element");
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--orphan-timeout", "0",
+					   NULL },
+		    2, "invalid --orphan-timeout '0'");
+	expect_fail((const char *const[]){ "--listen", "127.0.0.1:0", "--orphan-timeout", "5s",
+					   NULL },
+		    2, "expected seconds from 0.001");
+	expect_fail((const char *const[]){ "--help", NULL }, 0, "--orphan-timeout SECONDS");
 	expect_fail((const char *const[]){ "--help", NULL }, 0, "Usage: rp-store");
 	expect_fail((const char *const[]){ "--version", NULL }, 0, "protocol version 2");
 }
@@ -641,9 +675,114 @@ Test(store_cli, a_config_file_is_read_and_checked)
 	fclose(f);
 	expect_fail((const char *const[]){ "--config", path, NULL }, 2, "unknown option '--bogus'");
 	f = fopen(path, "w");
+	fputs("listen 127.0.0.1:0\norphan-timeout -1\n", f);
+	fclose(f);
+	expect_fail((const char *const[]){ "--config", path, NULL }, 2,
+		    "invalid --orphan-timeout '-1'");
+	f = fopen(path, "w");
 	fputs("config /etc/other\n", f);
 	fclose(f);
 	expect_fail((const char *const[]){ "--config", path, NULL }, 2, "cannot name another");
 	unlink(path);
 	expect_fail((const char *const[]){ "--config", path, NULL }, 2, "Couldn't read --config");
+}
+
+/*
+ * The flow table against a reference model: random inserts, lookups and
+ * deletes over a pool of keys twice the table's size, so that the index
+ * runs near its 2/3 load with long probe runs for the backward shift.
+ */
+TestSuite(store_table, .timeout = 60);
+
+#define TABLE_CAP	4096
+#define TABLE_KEYS	(2 * TABLE_CAP)
+#define TABLE_OPS	400000
+
+/* xorshift64: the same sequence on every run, so a failure replays */
+static uint64_t next_rand(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void expect_table(const struct rp_flow_table *t, const bool *in, uint32_t n)
+{
+	struct rp_flow_key k;
+
+	cr_assert_eq(t->count, n, "count %u, model %u", t->count, n);
+	for (uint32_t id = 0; id < TABLE_KEYS; id++) {
+		const struct rp_flow *f;
+
+		rp_test_key(&k, id);
+		f = rp_flow_lookup(t, RP_APP_NAT, &k);
+		cr_assert_eq(f != NULL, in[id], "key %u: %s", id, in[id] ? "lost" : "not deleted");
+		if (f)
+			cr_assert_eq(*(const uint32_t *)f->state, id, "key %u's record", id);
+	}
+}
+
+Test(store_table, deletes_keep_every_other_key_and_the_count)
+{
+	static bool in[TABLE_KEYS];
+	struct rp_flow_table t;
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+	uint32_t n = 0, deleted = 0;
+
+	memset(in, 0, sizeof(in));
+	cr_assert_eq(rp_flow_table_init(&t, TABLE_CAP), 0);
+	for (uint32_t op = 0; op < TABLE_OPS; op++) {
+		uint32_t id = (uint32_t)(next_rand(&x) % TABLE_KEYS);
+		struct rp_flow_key k;
+		struct rp_flow *f;
+
+		rp_test_key(&k, id);
+		f = rp_flow_lookup(&t, RP_APP_NAT, &k);
+		cr_assert_eq(f != NULL, in[id], "op %u, key %u", op, id);
+		if (!f) {
+			f = rp_flow_insert(&t, RP_APP_NAT, &k);
+			cr_assert_eq(f == NULL, n == TABLE_CAP, "op %u: insert at %u of %u", op, n,
+				     TABLE_CAP);
+			if (f) {
+				/* the record says whose it is: a moved record must keep it */
+				memcpy(f->state, &id, sizeof(id));
+				in[id] = true;
+				n++;
+			}
+		} else if (next_rand(&x) % 8 < 5) {
+			struct rp_flow *last = &t.flows[t.count - 1], *moved;
+			struct rp_flow was_last = *last;
+
+			moved = rp_flow_delete(&t, f);
+			if (f == last) {
+				cr_assert_null(moved);
+			} else {
+				cr_assert_eq(moved, f, "the last record moves into the freed place");
+				cr_assert_arr_eq(moved, &was_last, sizeof(was_last));
+			}
+			in[id] = false;
+			n--;
+			deleted++;
+		}
+		if (op % 50000 == 0)
+			expect_table(&t, in, n);
+	}
+	expect_table(&t, in, n);
+	cr_assert_gt(deleted, TABLE_OPS / 10);
+	/* emptied completely, the table holds nothing and takes a full load again */
+	while (t.count)
+		rp_flow_delete(&t, &t.flows[next_rand(&x) % t.count]);
+	memset(in, 0, sizeof(in));
+	expect_table(&t, in, 0);
+	for (uint32_t id = 0; id < TABLE_CAP; id++) {
+		struct rp_flow_key k;
+
+		rp_test_key(&k, id);
+		cr_assert_not_null(rp_flow_insert(&t, RP_APP_NAT, &k));
+		memcpy(t.flows[id].state, &id, sizeof(id));
+		in[id] = true;
+	}
+	expect_table(&t, in, TABLE_CAP);
+	rp_flow_table_free(&t);
 }

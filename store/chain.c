@@ -181,6 +181,18 @@ static void session_rec(struct rp_link_session *r, uint16_t switch_id, uint32_t 
 	addr_put(&r->addr, addr);
 }
 
+static size_t entry_rec_len(uint8_t kind)
+{
+	switch (kind) {
+	case RP_ENT_FLOW:
+		return sizeof(struct rp_link_flow);
+	case RP_ENT_DELETE:
+		return sizeof(struct rp_link_delete);
+	default:
+		return sizeof(struct rp_link_session);
+	}
+}
+
 static struct rp_pending *pend_at(struct rp_shard_chain *c, uint32_t i)
 {
 	return &c->pend[(c->pend_first + i) % RP_CHAIN_PENDING];
@@ -192,9 +204,7 @@ static bool entry_reply(const uint8_t *frame, uint32_t len, struct rp_sockaddr *
 {
 	const struct rp_link_hdr *h = (const void *)frame;
 	uint16_t rlen = be16toh(h->reply_len);
-	size_t rec = h->kind == RP_ENT_FLOW ? sizeof(struct rp_link_flow)
-					    : sizeof(struct rp_link_session);
-	size_t off = sizeof(*h) + rec;
+	size_t off = sizeof(*h) + entry_rec_len(h->kind);
 	struct rp_link_addr a;
 
 	if (!rlen || off + sizeof(a) + rlen > len)
@@ -288,6 +298,14 @@ void rp_chain_put_flow(struct rp_shard *s, const struct rp_flow *f,
 	head_put(s, RP_ENT_FLOW, &r, sizeof(r), to, reply);
 }
 
+void rp_chain_put_delete(struct rp_shard *s, uint8_t app_id, const struct rp_flow_key *key,
+			 const struct rp_sockaddr *to, const struct rp_msg_view *reply)
+{
+	struct rp_link_delete r = { .app_id = app_id, .key = *key };
+
+	head_put(s, RP_ENT_DELETE, &r, sizeof(r), to, reply);
+}
+
 void rp_chain_put_session(struct rp_shard *s, uint16_t switch_id, uint32_t epoch,
 			  const struct rp_sockaddr *addr, const struct rp_sockaddr *to,
 			  const struct rp_msg_view *reply)
@@ -360,6 +378,17 @@ static void apply_flow(struct rp_shard *s, const struct rp_link_flow *r)
 	f->revoking = 0;
 }
 
+/* Idempotent: a delete resent after a new predecessor took over finds nothing. */
+static void apply_delete(struct rp_shard *s, const struct rp_link_delete *r)
+{
+	struct rp_flow *f = rp_flow_lookup(&s->flows, r->app_id, &r->key);
+
+	if (f) {
+		rp_shard_flow_delete(s, f);
+		STAT_INC(s->stats.chain_deletes_applied);
+	}
+}
+
 static void apply_session(struct rp_shard *s, const struct rp_link_session *r)
 {
 	struct rp_sockaddr a;
@@ -378,6 +407,13 @@ static bool apply_entry(struct rp_shard *s, const uint8_t *frame, uint32_t len)
 
 		memcpy(&r, frame + sizeof(*h), sizeof(r));
 		apply_flow(s, &r);
+		return true;
+	}
+	if (h->kind == RP_ENT_DELETE && len >= sizeof(*h) + sizeof(struct rp_link_delete)) {
+		struct rp_link_delete r;
+
+		memcpy(&r, frame + sizeof(*h), sizeof(r));
+		apply_delete(s, &r);
 		return true;
 	}
 	if (h->kind == RP_ENT_SESSION && s->id == 0 &&
@@ -499,6 +535,15 @@ static void copy_begin(struct rp_shard *s)
 		c->down.peer_id);
 }
 
+/* One record of a whole copy (entry index 0). */
+static uint32_t copy_frame(uint8_t *frame, const struct rp_flow *f)
+{
+	struct rp_link_flow r;
+
+	flow_rec(&r, f);
+	return entry_encode(frame, RP_ENT_FLOW, 0, &r, sizeof(r), NULL, NULL);
+}
+
 /* Streams the copy while the link has little unsent. */
 static void copy_more(struct rp_shard *s)
 {
@@ -519,10 +564,7 @@ static void copy_more(struct rp_shard *s)
 			session_rec(&r, id, ses.epoch, &ses.addr);
 			len = entry_encode(frame, RP_ENT_SESSION, 0, &r, sizeof(r), NULL, NULL);
 		} else if (c->copy_flow < s->flows.count) {
-			struct rp_link_flow r;
-
-			flow_rec(&r, &s->flows.flows[c->copy_flow++]);
-			len = entry_encode(frame, RP_ENT_FLOW, 0, &r, sizeof(r), NULL, NULL);
+			len = copy_frame(frame, &s->flows.flows[c->copy_flow++]);
 		} else {
 			c->copying = false;
 			link_send(s, &c->down, RP_LINK_COPY_END, c->idx, NULL, 0);
@@ -531,6 +573,25 @@ static void copy_more(struct rp_shard *s)
 		if (obuf_put(&c->down.out, frame, len))
 			link_fail(s, &c->down, "too much unsent");
 	}
+}
+
+void rp_chain_flow_moving(struct rp_shard *s, uint32_t from, uint32_t to)
+{
+	struct rp_shard_chain *c = s->chain;
+	uint8_t frame[sizeof(struct rp_link_hdr) + sizeof(struct rp_link_flow)];
+	uint32_t len;
+
+	/*
+	 * A record not yet copied that lands behind the copy's cursor would
+	 * never be copied: it goes now.  A deleted record the copy has not
+	 * reached is never copied, and one it has is deleted by the entry.
+	 */
+	if (!c->copying || c->down.fd < 0 || from == to || to >= c->copy_flow ||
+	    from < c->copy_flow)
+		return;
+	len = copy_frame(frame, &s->flows.flows[from]);
+	if (obuf_put(&c->down.out, frame, len))
+		link_fail(s, &c->down, "too much unsent");
 }
 
 /* The successor said what it has: resume from there, or send it all. */
@@ -786,6 +847,8 @@ static void become_head(struct rp_shard *s, uint64_t now)
 
 	if (s->id == 0)
 		rp_sessions_restart_clock(s->sessions, now);
+	/* its records' touches happened at the old head: count them as now */
+	s->touched_floor_ns = now;
 	if (!c->lineage) {
 		if (c->idx || s->flows.count)
 			pr_warn("rp-store: shard %u: head without a whole copy: state may be missing\n",

@@ -66,6 +66,7 @@ enum rp_link_type {
 enum rp_entry_kind {
 	RP_ENT_FLOW = 1,
 	RP_ENT_SESSION,
+	RP_ENT_DELETE,		/* a flow deleted: expired, or an orphan reclaimed */
 };
 
 struct rp_link_hdr {
@@ -108,6 +109,12 @@ struct rp_link_flow {
 	__u8 state[RP_STATE_MAX];
 } __attribute__((packed));
 
+struct rp_link_delete {
+	__u8 app_id;
+	__u8 pad[3];
+	struct rp_flow_key key;
+} __attribute__((packed));
+
 struct rp_link_session {
 	__be16 switch_id;
 	__u16 pad;
@@ -121,6 +128,7 @@ struct rp_link_session {
 
 _Static_assert(sizeof(struct rp_link_hdr) == 16, "link header");
 _Static_assert(sizeof(struct rp_link_flow) == 120, "link flow record");
+_Static_assert(sizeof(struct rp_link_delete) == 44, "link delete record");
 _Static_assert(RP_LINK_FRAME_MAX == 1798, "largest link frame");
 
 /* Bytes queued for a TCP peer: [off, len) not yet written. */
@@ -214,6 +222,14 @@ bool rp_chain_has_room(const struct rp_shard *s);
  */
 void rp_chain_put_flow(struct rp_shard *s, const struct rp_flow *f,
 		       const struct rp_sockaddr *to, const struct rp_msg_view *reply);
+/* Head: a deleted flow, like rp_chain_put_flow. */
+void rp_chain_put_delete(struct rp_shard *s, uint8_t app_id, const struct rp_flow_key *key,
+			 const struct rp_sockaddr *to, const struct rp_msg_view *reply);
+/*
+ * The table is about to move record `from` into record `to`'s place (a
+ * delete): a whole copy being streamed must not miss it.
+ */
+void rp_chain_flow_moving(struct rp_shard *s, uint32_t from, uint32_t to);
 void rp_chain_put_session(struct rp_shard *s, uint16_t switch_id, uint32_t epoch,
 			  const struct rp_sockaddr *addr, const struct rp_sockaddr *to,
 			  const struct rp_msg_view *reply);

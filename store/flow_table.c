@@ -5,7 +5,7 @@
 
 #include "flow_table.h"
 
-_Static_assert(sizeof(struct rp_flow) == 124, "flow record size");
+_Static_assert(sizeof(struct rp_flow) == 136, "flow record size (docs/STORE.md)");
 
 /*
  * A 64-bit mix of the app id and the 40 key bytes.  Not the shard steering
@@ -105,6 +105,49 @@ struct rp_flow *rp_flow_insert(struct rp_flow_table *t, uint8_t app_id,
 	memset(f, 0, sizeof(*f));	/* a cleared table reuses records */
 	f->key = *key;
 	f->app_id = app_id;
+	return f;
+}
+
+/* The index slot that holds record number rec (0-based) of hash h. */
+static uint32_t slot_of(const struct rp_flow_table *t, uint64_t h, uint32_t rec)
+{
+	uint32_t i;
+
+	for (i = (uint32_t)h & t->mask; (uint32_t)t->index[i] != rec + 1; i = (i + 1) & t->mask)
+		;
+	return i;
+}
+
+struct rp_flow *rp_flow_delete(struct rp_flow_table *t, struct rp_flow *f)
+{
+	uint32_t rec = (uint32_t)(f - t->flows), last = t->count - 1;
+	uint32_t hole = slot_of(t, flow_hash(f->app_id, &f->key), rec), i;
+	const struct rp_flow *l;
+
+	/*
+	 * Backward shift: an entry after the hole may fill it unless its home
+	 * slot lies cyclically in (hole, i], where its probe never passed the
+	 * hole.  The slot keeps only the hash's top half, so the home slot of
+	 * an entry comes from rehashing its record's key.
+	 */
+	for (i = (hole + 1) & t->mask; t->index[i]; i = (i + 1) & t->mask) {
+		const struct rp_flow *g = &t->flows[(uint32_t)t->index[i] - 1];
+		uint32_t home = (uint32_t)flow_hash(g->app_id, &g->key) & t->mask;
+
+		if (((i - home) & t->mask) >= ((i - hole) & t->mask)) {
+			t->index[hole] = t->index[i];
+			hole = i;
+		}
+	}
+	t->index[hole] = 0;
+	t->count--;
+	if (rec == last)
+		return NULL;
+	/* the dense array stays dense: the last record takes the freed place */
+	l = &t->flows[last];
+	i = slot_of(t, flow_hash(l->app_id, &l->key), last);
+	t->index[i] = (t->index[i] & 0xFFFFFFFF00000000ull) | (uint64_t)(rec + 1);
+	*f = *l;
 	return f;
 }
 

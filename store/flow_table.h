@@ -4,6 +4,11 @@
  * and touched only as flows arrive (so resident memory follows the number
  * of flows), and an open-addressing index of 8-byte slots over it, kept at
  * most 2/3 full.  One thread owns a table: no locks.
+ *
+ * A delete keeps both dense: the last record moves into the freed one's
+ * place, and the index closes the gap by backward shift (no tombstones, so
+ * lookups never slow down with churn).  A record's address is therefore
+ * stable only until the next delete.
  */
 #ifndef __RP_FLOW_TABLE_H
 #define __RP_FLOW_TABLE_H
@@ -24,6 +29,11 @@ struct rp_flow {
 	uint16_t gen;		/* lease generation: +1 at every new holding */
 	uint8_t revoking;	/* a revoke went to the owner, no ack came yet */
 	uint8_t state[RP_STATE_MAX];
+	/*
+	 * CLOCK_MONOTONIC of the last request, write or grant about the flow
+	 * at this replica (orphan reclaim); not replicated: clocks differ.
+	 */
+	uint64_t touched_ns;
 };
 
 struct rp_flow_table {
@@ -46,5 +56,11 @@ void rp_flow_table_clear(struct rp_flow_table *t);
 /* Adds a zeroed record for a key not in the table; NULL when full. */
 struct rp_flow *rp_flow_insert(struct rp_flow_table *t, uint8_t app_id,
 			       const struct rp_flow_key *key);
+/*
+ * Removes f.  The last record moves into f's place: returns it (now at f's
+ * address), or NULL when f was the last record.  Any pointer to the last
+ * record must follow it.
+ */
+struct rp_flow *rp_flow_delete(struct rp_flow_table *t, struct rp_flow *f);
 
 #endif /* __RP_FLOW_TABLE_H */

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The store's side of the protocol (docs/PROTOCOL.md): sessions, leases,
- * revokes with bounded waits, and sequenced writes.  Handlers run on the
+ * revokes with bounded waits, sequenced writes, and deletes (a holder's
+ * EXPIRE, and orphans the head reclaims).  Handlers run on the
  * shard that owns the flow; they take the time as an argument so that the
  * unit tests drive them without sockets or sleeps.
  */
@@ -13,6 +14,13 @@
 #include "store.h"
 
 #define NS_PER_MS	1000000ull
+/*
+ * Records looked at per tick for orphans: a tick stays short however many
+ * flows a shard holds (at a 25 ms tick, a million records in 25 s).
+ */
+#define RECLAIM_SCAN	1024
+/* ...and at a full table, before a new flow is refused */
+#define RECLAIM_SCAN_FULL	64
 
 /* Queues v for `to`; flushes first when the batch is full. */
 static void emit(struct rp_shard *s, const struct rp_sockaddr *to, const struct rp_msg_view *v)
@@ -48,6 +56,31 @@ static void commit(struct rp_shard *s, const struct rp_flow *f, const struct rp_
 		emit(s, to, reply);
 }
 
+/*
+ * A flow deleted here, and the reply that reports it (may be NULL).  An
+ * answer about a key this replica does not have goes the same way: the
+ * delete that took it may not be at the tail yet.
+ */
+static void commit_delete(struct rp_shard *s, uint8_t app_id, const struct rp_flow_key *key,
+			  const struct rp_sockaddr *to, const struct rp_msg_view *reply)
+{
+	if (s->chain)
+		rp_chain_put_delete(s, app_id, key, to, reply);
+	else if (reply)
+		emit(s, to, reply);
+}
+
+/* f must have no waiter; f's address holds another record afterwards. */
+static void delete_flow(struct rp_shard *s, struct rp_flow *f, const struct rp_sockaddr *to,
+			const struct rp_msg_view *reply)
+{
+	uint8_t app_id = f->app_id;
+	struct rp_flow_key key = f->key;
+
+	rp_shard_flow_delete(s, f);
+	commit_delete(s, app_id, &key, to, reply);
+}
+
 static uint32_t lease_ms(const struct rp_shard *s)
 {
 	return s->cfg->lease_ms;
@@ -81,10 +114,10 @@ static void send_lease(struct rp_shard *s, const struct rp_sockaddr *to, const s
 }
 
 /* REJECT echoes the request's flow and packet; seq carries `seq`. */
-static void send_reject(struct rp_shard *s, const struct rp_sockaddr *to,
-			const struct rp_msg_view *req, uint8_t reason, uint32_t seq)
+static struct rp_msg_view reject_msg(const struct rp_shard *s, const struct rp_msg_view *req,
+				     uint8_t reason, uint32_t seq)
 {
-	struct rp_msg_view r = {
+	return (struct rp_msg_view){
 		.type = RP_MSG_REJECT,
 		.app_id = req->app_id,
 		.flags = req->pkt_len ? RP_F_PKT : 0,
@@ -98,6 +131,12 @@ static void send_reject(struct rp_shard *s, const struct rp_sockaddr *to,
 		.key = req->key,
 		.pkt = req->pkt,
 	};
+}
+
+static void send_reject(struct rp_shard *s, const struct rp_sockaddr *to,
+			const struct rp_msg_view *req, uint8_t reason, uint32_t seq)
+{
+	struct rp_msg_view r = reject_msg(s, req, reason, seq);
 
 	emit(s, to, &r);
 	STAT_INC(s->stats.reject[reason]);
@@ -108,11 +147,12 @@ static bool owner_live(const struct rp_shard *s, const struct rp_flow *f, uint64
 	return f->owner && rp_session_live(s->sessions, f->owner, f->epoch, now);
 }
 
-static void send_revoke(struct rp_shard *s, const struct rp_flow *f)
+/* A message to f's owner about its holding: no state, no packet. */
+static struct rp_msg_view holding_msg(const struct rp_shard *s, const struct rp_flow *f,
+				      uint8_t type)
 {
-	struct rp_session owner;
-	struct rp_msg_view r = {
-		.type = RP_MSG_REVOKE,
+	return (struct rp_msg_view){
+		.type = type,
 		.app_id = f->app_id,
 		.switch_id = f->owner,
 		.seq = f->seq,
@@ -121,6 +161,12 @@ static void send_revoke(struct rp_shard *s, const struct rp_flow *f)
 		.gen = f->gen,
 		.key = f->key,
 	};
+}
+
+static void send_revoke(struct rp_shard *s, const struct rp_flow *f)
+{
+	struct rp_session owner;
+	struct rp_msg_view r = holding_msg(s, f, RP_MSG_REVOKE);
 
 	rp_session_read(s->sessions, f->owner, &owner);
 	emit(s, &owner.addr, &r);
@@ -149,14 +195,21 @@ static void waiter_free(struct rp_shard *s, struct rp_waiter *w)
 /*
  * A new holding of the flow: a generation of its own, so that a message of
  * an earlier holding (a late revoke-ack, a write resent from before a revoke)
- * never passes for one of this one, even within one session epoch.
+ * never passes for one of this one, even within one session epoch.  It comes
+ * after the holding the requester names as given up (`named`, 0: none) as
+ * well: that one may be of a record since deleted, and a switch refuses a
+ * grant of a holding it gave up.
  */
-static void take(struct rp_flow *f, uint16_t switch_id, uint32_t epoch)
+static void take(struct rp_flow *f, uint16_t switch_id, uint32_t epoch, uint16_t named,
+		 uint64_t now)
 {
 	f->owner = switch_id;
 	f->epoch = epoch;
+	if (named && rp_gen_after(named, f->gen))
+		f->gen = named;
 	f->gen++;
 	f->revoking = 0;
+	f->touched_ns = now;
 }
 
 /* The owner is gone (acked or lapsed): the waiting request gets the flow. */
@@ -172,7 +225,7 @@ static void waiter_grant(struct rp_shard *s, struct rp_waiter *w, uint64_t now)
 		waiter_free(s, w);
 		return;
 	}
-	take(f, w->switch_id, w->epoch);
+	take(f, w->switch_id, w->epoch, w->gen, now);
 	send_lease(s, &w->from, f, RP_MSG_MIGRATE, w->pkt, w->pkt_len);
 	waiter_free(s, w);
 }
@@ -182,6 +235,7 @@ static void waiter_store_request(struct rp_waiter *w, const struct rp_msg_view *
 {
 	w->switch_id = v->switch_id;
 	w->epoch = v->epoch;
+	w->gen = v->gen;
 	w->from = *from;
 	w->pkt_len = v->pkt_len;
 	memcpy(w->pkt, v->pkt, v->pkt_len);
@@ -226,6 +280,7 @@ static void owner_gave_up(struct rp_shard *s, struct rp_flow *f, uint64_t now)
 {
 	f->owner = 0;
 	f->revoking = 0;
+	f->touched_ns = now;
 	if (f->waiter) {
 		STAT_INC(s->stats.wait_done_ack);
 		waiter_grant(s, &s->waiters[f->waiter - 1], now);
@@ -241,6 +296,54 @@ static void settle_waiter(struct rp_shard *s, struct rp_flow *f, uint64_t now)
 		STAT_INC(s->stats.wait_done_lapse);
 		waiter_grant(s, &s->waiters[f->waiter - 1], now);
 	}
+}
+
+/*
+ * Nobody holds the flow (no owner, or its session is gone), nobody waits
+ * for it, and nothing touched it for --orphan-timeout: a switch that died
+ * holding it, or a flow no switch asked for again.
+ */
+static bool orphan(const struct rp_shard *s, const struct rp_flow *f, uint64_t now)
+{
+	uint64_t since = f->touched_ns > s->touched_floor_ns ? f->touched_ns : s->touched_floor_ns;
+
+	return s->cfg->orphan_ns && !f->waiter && !owner_live(s, f, now) && now > since &&
+	       now - since > s->cfg->orphan_ns;
+}
+
+/*
+ * Looks at up to `scan` records from the cursor, which goes round the dense
+ * array, and deletes up to `most` orphans.  Returns how many it deleted.
+ */
+static uint32_t reclaim_orphans(struct rp_shard *s, uint32_t scan, uint32_t most, uint64_t now)
+{
+	uint32_t done = 0;
+
+	for (; scan && s->flows.count && done < most; scan--) {
+		struct rp_flow *f;
+
+		if (s->reclaim_at >= s->flows.count)
+			s->reclaim_at = 0;
+		f = &s->flows.flows[s->reclaim_at];
+		if (!orphan(s, f, now)) {
+			s->reclaim_at++;
+			continue;
+		}
+		if (s->chain && !rp_chain_has_room(s))
+			break;
+		/* the last record moves into its place: the cursor looks at it next */
+		delete_flow(s, f, NULL, NULL);
+		STAT_INC(s->stats.orphans_reclaimed);
+		done++;
+	}
+	return done;
+}
+
+bool rp_store_wants_tick(const struct rp_shard *s)
+{
+	if (s->nwaiting)
+		return true;
+	return s->cfg->orphan_ns && s->flows.count && (!s->chain || rp_chain_serves(s));
 }
 
 static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
@@ -270,6 +373,8 @@ static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
 	}
 	if (!f) {
 		f = rp_flow_insert(&s->flows, v->app_id, &v->key);
+		if (!f && reclaim_orphans(s, RECLAIM_SCAN_FULL, 1, now))
+			f = rp_flow_insert(&s->flows, v->app_id, &v->key);
 		if (!f) {
 			send_reject(s, from, v, RP_REJ_TABLE_FULL, 0);
 			return;
@@ -277,13 +382,14 @@ static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
 		/* a new flow: the proposed initial state is committed as seq 0 */
 		f->state_len = v->state_len;
 		memcpy(f->state, v->state, v->state_len);
-		take(f, v->switch_id, v->epoch);
+		take(f, v->switch_id, v->epoch, v->gen, now);
 		send_lease(s, from, f, RP_MSG_GRANT, v->pkt, v->pkt_len);
 		return;
 	}
 
 	settle_waiter(s, f, now);
 	if (owner_live(s, f, now) && f->owner == v->switch_id) {
+		f->touched_ns = now;
 		if (!f->revoking) {
 			/* same switch, same live epoch: it lost its copy */
 			STAT_INC(s->stats.regrant);
@@ -314,7 +420,7 @@ static void handle_lease_req(struct rp_shard *s, const struct rp_msg_view *v,
 		wait_for_revoke(s, f, v, from, now);
 		return;
 	}
-	take(f, v->switch_id, v->epoch);
+	take(f, v->switch_id, v->epoch, v->gen, now);
 	send_lease(s, from, f, RP_MSG_MIGRATE, v->pkt, v->pkt_len);
 }
 
@@ -365,6 +471,7 @@ static void handle_write(struct rp_shard *s, const struct rp_msg_view *v,
 		send_reject(s, from, v, RP_REJ_NOT_OWNER, f ? f->seq : 0);
 		return;
 	}
+	f->touched_ns = now;
 
 	if (v->seq == f->seq && (v->state_len != f->state_len ||
 				 memcmp(v->state, f->state, v->state_len))) {
@@ -407,6 +514,51 @@ static void handle_write(struct rp_shard *s, const struct rp_msg_view *v,
 	};
 	/* a duplicate's ACK waits too: the first copy may not be at the tail yet */
 	commit(s, f, from, &ack);
+}
+
+/*
+ * EXPIRE: the holder gave the flow up as idle.  In a chain every answer
+ * leaves once the tail has what it reports (and whatever came before), so
+ * that no switch takes a delete for done that a crash of the head undoes.
+ */
+static void handle_expire(struct rp_shard *s, const struct rp_msg_view *v,
+			  const struct rp_sockaddr *from, uint64_t now)
+{
+	struct rp_flow *f = rp_flow_lookup(&s->flows, v->app_id, &v->key);
+	struct rp_msg_view r;
+
+	if (!f) {
+		/* deleted before (this EXPIRE was resent), or never here */
+		STAT_INC(s->stats.expire_no_flow);
+		STAT_INC(s->stats.reject[RP_REJ_NO_FLOW]);
+		r = reject_msg(s, v, RP_REJ_NO_FLOW, 0);
+		commit_delete(s, v->app_id, &v->key, from, &r);
+		return;
+	}
+	if (f->owner != v->switch_id || f->epoch != v->epoch || f->gen != v->gen) {
+		/* another switch's, or a holding of the sender's it gave up before */
+		STAT_INC(s->stats.expire_not_owner);
+		STAT_INC(s->stats.reject[RP_REJ_NOT_OWNER]);
+		r = reject_msg(s, v, RP_REJ_NOT_OWNER, f->seq);
+		commit(s, f, from, &r);
+		return;
+	}
+	if (f->waiter) {
+		/*
+		 * A request waits on a revoke of this holding: giving it up is
+		 * the revoke's ack, and the flow is the waiter's now, so the
+		 * expirer is told it is not its to delete.
+		 */
+		STAT_INC(s->stats.expire_handover);
+		STAT_INC(s->stats.reject[RP_REJ_NOT_OWNER]);
+		owner_gave_up(s, f, now);
+		r = reject_msg(s, v, RP_REJ_NOT_OWNER, f->seq);
+		commit(s, f, from, &r);
+		return;
+	}
+	r = holding_msg(s, f, RP_MSG_EXPIRE_ACK);
+	STAT_INC(s->stats.expire_deleted);
+	delete_flow(s, f, from, &r);
 }
 
 static void handle_revoke_ack(struct rp_shard *s, const struct rp_msg_view *v, uint64_t now)
@@ -508,6 +660,9 @@ void rp_store_handle(struct rp_shard *s, const void *dgram, size_t len,
 	case RP_MSG_REVOKE_ACK:
 		handle_revoke_ack(s, &v, now);
 		break;
+	case RP_MSG_EXPIRE:
+		handle_expire(s, &v, from, now);
+		break;
 	}
 }
 
@@ -542,6 +697,15 @@ void rp_store_tick(struct rp_shard *s, uint64_t now)
 			STAT_INC(s->stats.revoke_retx);
 			w->next_revoke_ns = now + revoke_interval_ns(s);
 		}
+	}
+	/*
+	 * Only the head reclaims (its deletes go down the chain), and not in
+	 * the start-up grace, when a switch may hold a lease it cannot see.
+	 */
+	if (s->cfg->orphan_ns && now >= s->reclaim_next_ns && now >= s->serve_from_ns &&
+	    (!s->chain || rp_chain_serves(s))) {
+		reclaim_orphans(s, RECLAIM_SCAN, RECLAIM_SCAN, now);
+		s->reclaim_next_ns = now + rp_store_tick_ns(s->cfg);
 	}
 }
 

@@ -23,6 +23,9 @@
 #define DEFAULT_WAIT_QUEUE	1024
 #define RCVBUF_BYTES		(4 << 20)
 #define DEFAULT_FAILURE_TIMEOUT_MS	1000
+/* s: 5 days, Linux conntrack's longest default (nf_conntrack_tcp_timeout_established) */
+#define DEFAULT_ORPHAN_TIMEOUT_S	432000
+#define ORPHAN_TIMEOUT_MAX_S		315360000	/* 10 years */
 #define CONFIG_MAX		65536	/* bytes of a --config file */
 #define CONFIG_ARGS		512
 
@@ -43,6 +46,10 @@ static const char usage_text[] =
 	"  -g, --grace-ms MS       after start, grant no lease for this long, so that\n"
 	"                          leases of a previous run lapse first (default: the\n"
 	"                          lease period; 0 for a store that never ran before)\n"
+	"  -O, --orphan-timeout SECONDS\n"
+	"                          delete a flow of no live session that nothing touched\n"
+	"                          for this long (fractions allowed; default 432000,\n"
+	"                          5 days: conntrack's tcp_established)\n"
 	"  -S, --stats-file PATH   rewrite statistics to PATH every second\n"
 	"\n"
 	"Chain replication (docs/CHAIN.md); all four of --zk, --replica-id, and an\n"
@@ -83,6 +90,7 @@ static const struct option long_opts[] = {
 	{ "wait-queue", required_argument, NULL, 'q' },
 	{ "wait-ms", required_argument, NULL, 'w' },
 	{ "grace-ms", required_argument, NULL, 'g' },
+	{ "orphan-timeout", required_argument, NULL, 'O' },
 	{ "stats-file", required_argument, NULL, 'S' },
 	{ "zk", required_argument, NULL, 'z' },
 	{ "chain", required_argument, NULL, 'c' },
@@ -99,13 +107,31 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-#define OPTSTRING ":l:s:L:m:q:w:g:S:z:c:i:p:t:C:D:a:k:vhV"
+#define OPTSTRING ":l:s:L:m:q:w:g:O:S:z:c:i:p:t:C:D:a:k:vhV"
 
 struct parse_state {
 	bool have_listen, have_wait, have_grace, have_peer;
 };
 
 static int parse_opts(int argc, char **argv, struct rp_store_cfg *cfg, struct parse_state *ps);
+
+/* Seconds, fractions allowed (0.5), into nanoseconds. */
+static int parse_seconds(const char *opt, const char *s, uint64_t *ns)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	/* !(v >= ...) also refuses NaN */
+	if (errno || end == s || *end || !(v >= 0.001) || v > ORPHAN_TIMEOUT_MAX_S) {
+		pr_warn("rp-store: invalid %s '%s': expected seconds from 0.001 to %d\n", opt, s,
+			ORPHAN_TIMEOUT_MAX_S);
+		return -EINVAL;
+	}
+	*ns = (uint64_t)(v * 1e9 + 0.5);
+	return 0;
+}
 
 /* "ID@ADDR,..." into cfg->allowed. */
 static int parse_allow(struct rp_store_cfg *cfg, const char *list)
@@ -247,6 +273,7 @@ static int parse_args(int argc, char **argv, struct rp_store_cfg *cfg)
 		.wait_queue = DEFAULT_WAIT_QUEUE,
 		.chain_name = "default",
 		.failure_timeout_ms = DEFAULT_FAILURE_TIMEOUT_MS,
+		.orphan_ns = DEFAULT_ORPHAN_TIMEOUT_S * 1000000000ull,
 	};
 	/* a --config file first, wherever it is on the command line */
 	for (int i = 1; i + 1 < argc; i++) {
@@ -328,6 +355,10 @@ static int parse_opts(int argc, char **argv, struct rp_store_cfg *cfg, struct pa
 			if (rp_parse_u32("rp-store", "--grace-ms", optarg, 0, 600000, &cfg->grace_ms))
 				return -EINVAL;
 			ps->have_grace = true;
+			break;
+		case 'O':
+			if (parse_seconds("--orphan-timeout", optarg, &cfg->orphan_ns))
+				return -EINVAL;
 			break;
 		case 'S':
 			cfg->stats_path = optarg;

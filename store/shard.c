@@ -57,6 +57,18 @@ void rp_shard_free(struct rp_shard *s)
 	s->waiters = NULL;
 }
 
+void rp_shard_flow_delete(struct rp_shard *s, struct rp_flow *f)
+{
+	uint32_t at = (uint32_t)(f - s->flows.flows);
+	struct rp_flow *moved;
+
+	if (s->chain)
+		rp_chain_flow_moving(s, s->flows.count - 1, at);
+	moved = rp_flow_delete(&s->flows, f);
+	if (moved && moved->waiter)
+		s->waiters[moved->waiter - 1].flow = moved;
+}
+
 void rp_shard_emit_raw(struct rp_shard *s, const struct rp_sockaddr *to, const void *msg,
 		       size_t len)
 {
@@ -212,8 +224,8 @@ int rp_shard_run(struct rp_shard *s, int stop_fd)
 	if (!b)
 		return -ENOMEM;
 	for (;;) {
-		/* sleep until traffic, unless waiting requests need their tick */
-		int timeout = s->nwaiting ? tick_ms : -1, nchain = 0, n;
+		/* sleep until traffic, unless waiting requests or orphans need a tick */
+		int timeout = rp_store_wants_tick(s) ? tick_ms : -1, nchain = 0, n;
 
 		if (s->chain) {
 			nchain = rp_chain_poll_fds(s, &pfd[3], rp_now_ns());
@@ -246,7 +258,7 @@ int rp_shard_run(struct rp_shard *s, int stop_fd)
 			if (s->chain)
 				rp_chain_flush(s);
 		}
-		if (s->nwaiting) {
+		if (rp_store_wants_tick(s)) {
 			rp_store_tick(s, rp_now_ns());
 			rp_shard_flush(s);
 		}

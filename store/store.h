@@ -42,6 +42,7 @@ struct rp_store_cfg {
 	uint32_t wait_queue;	/* requests waiting on revokes, per shard */
 	uint32_t wait_ms;	/* longest a request waits on a revoke */
 	uint32_t grace_ms;	/* after start, no lease granted for this long */
+	uint64_t orphan_ns;	/* --orphan-timeout; 0: never reclaim (unit tests) */
 	const char *stats_path;
 	const char *dump_path;
 	bool verbose;
@@ -88,8 +89,14 @@ struct rp_store_cfg {
 	X(snapshot_commit)						\
 	X(snapshot_dup)							\
 	X(snapshot_old)		/* overtaken by a newer snapshot: acked, not applied */ \
+	X(expire_deleted)	/* EXPIRE of the current holding: deleted */ \
+	X(expire_not_owner)	/* EXPIRE of another holding: refused */ \
+	X(expire_no_flow)	/* EXPIRE of a flow not here (deleted before) */ \
+	X(expire_handover)	/* EXPIRE with a request waiting: it got the flow */ \
+	X(orphans_reclaimed)	/* flows of no live session, idle past --orphan-timeout */ \
 	X(chain_entries)	/* changes the head sent down the chain */ \
 	X(chain_applied)	/* entries applied from the predecessor */ \
+	X(chain_deletes_applied) /* of those, deletes of a flow this replica had */ \
 	X(chain_replies)	/* replies sent as the tail */		\
 	X(chain_resent)		/* entries sent again to a new successor */ \
 	X(chain_copies)		/* whole copies sent to a successor */	\
@@ -122,6 +129,7 @@ struct rp_waiter {
 	struct rp_flow *flow;	/* NULL = slot free */
 	uint16_t switch_id;
 	uint32_t epoch;
+	uint16_t gen;		/* the holding its switch gave up: its grant comes after */
 	uint64_t deadline_ns;
 	uint64_t next_revoke_ns;
 	struct rp_sockaddr from;
@@ -142,6 +150,14 @@ struct rp_shard {
 	struct rp_flow_table flows;
 
 	uint64_t serve_from_ns;	/* end of the start-up grace (0: none) */
+	/*
+	 * Orphan reclaim: the next record to look at, when to look again, and
+	 * the time every record counts as touched at least (a replica that
+	 * becomes head cannot know when its records were last touched).
+	 */
+	uint32_t reclaim_at;
+	uint64_t reclaim_next_ns;
+	uint64_t touched_floor_ns;
 	struct rp_waiter *waiters;	/* cfg->wait_queue slots */
 	uint32_t nwaiting;
 
@@ -163,6 +179,12 @@ void rp_shard_free(struct rp_shard *s);
 /* Queues an encoded message for `to`. */
 void rp_shard_emit_raw(struct rp_shard *s, const struct rp_sockaddr *to, const void *msg,
 		       size_t len);
+/*
+ * Removes f from the shard's table and keeps true what points into it: the
+ * waiter of the record that moves into f's place, and a whole copy being
+ * streamed to a successor.  A record a waiter points to is never deleted.
+ */
+void rp_shard_flow_delete(struct rp_shard *s, struct rp_flow *f);
 /* Sends what handlers queued; in unit tests (fd < 0) only clears. */
 void rp_shard_flush(struct rp_shard *s);
 /* Writes the shard's flows to cfg->dump_path.<shard id> (docs/STORE.md). */
@@ -177,8 +199,10 @@ void rp_store_handle(struct rp_shard *s, const void *dgram, size_t len,
 void rp_store_tick(struct rp_shard *s, uint64_t now_ns);
 /* A shard that stops being its chain's head forgets the requests it queued. */
 void rp_store_drop_waiters(struct rp_shard *s);
-/* How often a shard with waiting requests must tick. */
+/* How often a shard with waiting requests, or orphans to look for, must tick. */
 uint64_t rp_store_tick_ns(const struct rp_store_cfg *cfg);
+/* The shard must tick: requests wait, or it reclaims orphans. */
+bool rp_store_wants_tick(const struct rp_shard *s);
 
 /* stats.c */
 void rp_stats_sum(struct rp_store_stats *sum, struct rp_shard *const *shards, unsigned int n);

@@ -277,7 +277,17 @@ static void sweep_once(struct rp_agent *a, uint64_t now)
 				send_expire(a, &rec);
 			continue;
 		}
-		after = f->flags & RP_DPF_NO_FLOW ? a->cfg.timeouts[RP_TO_negative] : q;
+		/*
+		 * A holding given up to another switch is remembered longer than
+		 * one deleted at the store: the other switch may still hand the
+		 * flow back, and a late grant of it must be refused
+		 */
+		if (f->flags & RP_DPF_NO_FLOW)
+			after = a->cfg.timeouts[RP_TO_negative];
+		else if (f->gone_epoch && !(f->flags & RP_DPF_EXPIRED))
+			after = a->cfg.timeouts[RP_TO_given_up];
+		else
+			after = q;
 		if (now >= f->seen_ns + after && now >= f->until_ns + after &&
 		    run_expire(a, k, RP_EXPIRE_OP_REAP, now - after, &rec) == RP_EXPIRE_REAPED)
 			a->stats[RP_AG_entries_reaped]++;
@@ -325,7 +335,7 @@ uint64_t rp_expiry_touch_ns(const struct rp_load_cfg *cfg)
 	uint64_t t = NS_PER_SEC;
 
 	for (int i = 0; i < __RP_TO_MAX; i++)
-		if (i != RP_TO_negative && cfg->timeouts[i] / 8 < t)
+		if (i != RP_TO_negative && i != RP_TO_given_up && cfg->timeouts[i] / 8 < t)
 			t = cfg->timeouts[i] / 8;
 	return t ? t : 1;
 }

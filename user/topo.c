@@ -1006,8 +1006,9 @@ int rp_topo_check_acked(struct rp_topo *t, unsigned int r, unsigned int i, unsig
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem_flags(fd, &key, &v, BPF_F_LOCK) || !v.since_ns ||
-		    v.store != chain)
-			continue;	/* never held (nothing acknowledged), or another chain's */
+		    v.store != chain || (v.flags & (RP_DPF_EXPIRING | RP_DPF_EXPIRED)))
+			continue;	/* never held (nothing acknowledged), another chain's,
+					 * or idle and deleted at the store on purpose */
 		rp_key_str(&key, k, sizeof(k));
 		for (j = 0; j < n && strcmp(d[j].key, k); j++)
 			;

@@ -23,7 +23,8 @@
 	X(udp, 30)							\
 	X(udp_stream, 120)						\
 	X(icmp, 30)							\
-	X(negative, 1)
+	X(negative, 1)							\
+	X(given_up, 30)
 
 enum rp_timeout {
 #define X(name, secs) RP_TO_##name,
