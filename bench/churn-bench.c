@@ -19,7 +19,6 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,55 +59,9 @@ static double mono(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int wait_fd(int fd, short events, int ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-
-	return poll(&p, 1, ms);
-}
-
-/* One connection, the client closing first; 0 or -1. */
-static int one_conn(struct mode *m, const struct sockaddr_in *srv)
-{
-	int c = rp_topo_socket(m->t.ns_client, AF_INET, SOCK_STREAM | SOCK_NONBLOCK), s = -1;
-	int err = -1, soerr = 1;
-	socklen_t len = sizeof(soerr);
-	char b[4];
-
-	if (c < 0)
-		return -1;
-	if ((connect(c, (const struct sockaddr *)srv, sizeof(*srv)) && errno != EINPROGRESS) ||
-	    wait_fd(c, POLLOUT, 3000) <= 0 || getsockopt(c, SOL_SOCKET, SO_ERROR, &soerr, &len) ||
-	    soerr || wait_fd(m->lfd, POLLIN, 3000) <= 0 || (s = accept(m->lfd, NULL, NULL)) < 0)
-		goto out;
-	if (send(c, "q", 1, 0) != 1 || wait_fd(s, POLLIN, 3000) <= 0 || recv(s, b, 1, 0) != 1 ||
-	    send(s, "r", 1, 0) != 1 || wait_fd(c, POLLIN, 3000) <= 0 || recv(c, b, 1, 0) != 1)
-		goto out;
-	close(c);
-	c = -1;
-	if (wait_fd(s, POLLIN, 3000) > 0 && recv(s, b, sizeof(b), 0) == 0)
-		err = 0;
-out:
-	if (c >= 0)
-		close(c);
-	if (s >= 0)
-		close(s);
-	return err;
-}
-
 static long long store_stat(const char *name)
 {
-	char line[256], key[64];
-	long long v, found = -1;
-	FILE *f = fopen(stats_path, "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63s %lld", key, &v) == 2 && !strcmp(key, name))
-			found = v;
-	fclose(f);
-	return found;
+	return rp_topo_file_stat(stats_path, name);
 }
 
 static long long store_rss_bytes(const struct rp_topo *t)
@@ -136,7 +89,7 @@ static void round_once(struct mode *m, int mode, unsigned int r, double secs)
 
 	inet_pton(AF_INET, RP_TOPO_SERVER, &srv.sin_addr);
 	while ((now = mono()) - t0 < secs) {
-		if (one_conn(m, &srv))
+		if (rp_topo_short_conn(&m->t, m->lfd, &srv, 3000))
 			m->failed++;
 		else
 			n++;
@@ -156,7 +109,7 @@ static void round_once(struct mode *m, int mode, unsigned int r, double secs)
 static int attach_norepl(struct mode *m)
 {
 	struct redplane_norepl *s = redplane_norepl__open();
-	int map, slot, fd, err;
+	int fd, err;
 
 	if (!s)
 		return -errno;
@@ -175,16 +128,11 @@ static int attach_norepl(struct mode *m)
 	err = redplane_norepl__load(s);
 	if (err)
 		return err;
-	map = bpf_map__fd(s->maps.progs);
-	slot = RP_PROG_ROOT;
 	fd = bpf_program__fd(s->progs.rp_root);
-	if (bpf_map_update_elem(map, &slot, &fd, 0))
-		return -errno;
-	slot = RP_APP_NAT;
-	fd = bpf_program__fd(s->progs.rp_app_nat);
-	if (bpf_map_update_elem(map, &slot, &fd, 0))
-		return -errno;
-	fd = bpf_program__fd(s->progs.rp_root);
+	err = rp_topo_prog_array(bpf_map__fd(s->maps.progs), fd, RP_APP_NAT,
+				 bpf_program__fd(s->progs.rp_app_nat));
+	if (err)
+		return err;
 	err = rp_topo_xdp_attach(m->t.sw[0].ns, m->t.sw[0].if_int, fd);
 	if (!err)
 		err = rp_topo_xdp_attach(m->t.sw[0].ns, m->t.sw[0].if_ext, fd);

@@ -305,7 +305,7 @@ static double median(double *v, unsigned int n)
 static int load_norepl(struct bench *b)
 {
 	struct redplane_norepl *s = redplane_norepl__open();
-	int map, err, slot, fd;
+	int err;
 
 	if (!s)
 		return -errno;
@@ -318,15 +318,10 @@ static int load_norepl(struct bench *b)
 	err = redplane_norepl__load(s);
 	if (err)
 		return err;
-	map = bpf_map__fd(s->maps.progs);
-	slot = RP_PROG_ROOT;
-	fd = bpf_program__fd(s->progs.rp_root);
-	if (bpf_map_update_elem(map, &slot, &fd, 0))
-		return -errno;
-	slot = RP_APP_NAT;
-	fd = bpf_program__fd(s->progs.rp_app_nat);
-	if (bpf_map_update_elem(map, &slot, &fd, 0))
-		return -errno;
+	err = rp_topo_prog_array(bpf_map__fd(s->maps.progs), bpf_program__fd(s->progs.rp_root),
+				 RP_APP_NAT, bpf_program__fd(s->progs.rp_app_nat));
+	if (err)
+		return err;
 	b->prog[V_NOREPL] = bpf_program__fd(s->progs.rp_root);
 	return 0;
 }

@@ -775,7 +775,6 @@ static void norepl_load(uint8_t app)
 		[RP_APP_COUNTER] = norepl->progs.rp_app_counter,
 		[RP_APP_SKETCH] = norepl->progs.rp_app_sketch,
 	};
-	int map, slot, fd;
 
 	norepl->rodata->cfg_app = app;
 	norepl->rodata->cfg_nat_int_net = norepl->rodata->cfg_fw_int_net = htonl(0x0a010000u);
@@ -793,13 +792,9 @@ static void norepl_load(uint8_t app)
 	for (int i = RP_APP_NAT; i < __RP_APP_MAX; i++)
 		bpf_program__set_autoload(progs[i], i == app);
 	cr_assert_eq(redplane_norepl__load(norepl), 0, "load the no-replication build");
-	map = bpf_map__fd(norepl->maps.progs);
-	slot = RP_PROG_ROOT;
-	fd = bpf_program__fd(norepl->progs.rp_root);
-	cr_assert_eq(bpf_map_update_elem(map, &slot, &fd, 0), 0);
-	slot = app;
-	fd = bpf_program__fd(progs[app]);
-	cr_assert_eq(bpf_map_update_elem(map, &slot, &fd, 0), 0);
+	cr_assert_eq(rp_topo_prog_array(bpf_map__fd(norepl->maps.progs),
+					bpf_program__fd(norepl->progs.rp_root), app,
+					bpf_program__fd(progs[app])), 0);
 	fx.prog_root = bpf_program__fd(norepl->progs.rp_root);
 	fx.map_flows = bpf_map__fd(norepl->maps.flows);
 	fx.map_stats = bpf_map__fd(norepl->maps.stats);

@@ -14,7 +14,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 
 #include "rp_test.h"
 #include "topo_fixture.h"
+#include "xdp_fixture.h"
 
 #define SERVER_PORT	7000
 /* timeouts: the TCP ones a connection passes through, short; the rest long */
@@ -47,40 +47,41 @@ static unsigned long conns(void)
 /* The store's counter `name` from its stats file (rewritten every second), or -1. */
 static long long store_stat(const char *name)
 {
-	char line[256], key[64];
-	long long v, found = -1;
-	FILE *f = fopen(stats_path, "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63s %lld", key, &v) == 2 && !strcmp(key, name))
-			found = v;
-	fclose(f);
-	return found;
+	return rp_topo_file_stat(stats_path, name);
 }
 
-static void up(const char *const *app_args)
+/*
+ * One switch running `app_args` (NULL: topo's NAT) with switch_args, and
+ * rp-store with its stats file and `max_flows` ("0": its default).
+ */
+static void start(const char *const *app_args, const char *max_flows,
+		  const char *const *switch_args)
 {
 	static const char *store_args[8];
-	static const char *const switch_args[] = {
-		"--timeout", TIMEOUTS, "--max-flows", "4096", NULL,
-	};
 
 	topo_timing(&lease_ms, &time_scale);
 	snprintf(lease_arg, sizeof(lease_arg), "%u", lease_ms);
 	snprintf(stats_path, sizeof(stats_path), "/tmp/rp-churn-%d.stats", getpid());
 	unlink(stats_path);
-	store_args[0] = "--max-flows";
-	store_args[1] = "4096";
-	store_args[2] = "--stats-file";
-	store_args[3] = stats_path;
-	store_args[4] = "--orphan-timeout";
-	store_args[5] = "5";
+	store_args[0] = "--stats-file";
+	store_args[1] = stats_path;
+	store_args[2] = "--orphan-timeout";
+	store_args[3] = "5";
+	store_args[4] = strcmp(max_flows, "0") ? "--max-flows" : NULL;
+	store_args[5] = max_flows;
 	store_args[6] = NULL;
 	topo_up_with(1, lease_arg, store_args);
 	topo.app_args = app_args;
 	topo_switch(0, switch_args);
+}
+
+static void up(const char *const *app_args)
+{
+	static const char *const switch_args[] = {
+		"--timeout", TIMEOUTS, "--max-flows", "4096", NULL,
+	};
+
+	start(app_args, "4096", switch_args);
 }
 
 static void down(void)
@@ -105,58 +106,6 @@ static void fw_up(void)
 	up(fw);
 }
 
-static int wait_fd(int fd, short events, int ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-
-	return poll(&p, 1, ms);
-}
-
-/*
- * One connection: connect (SYN retransmissions allowed: 5 s), a request, a
- * reply, the client closes first, then the server.  0, or what failed.
- */
-static const char *one_conn(int lfd, const struct sockaddr_in *srv)
-{
-	int c = rp_topo_socket(topo.ns_client, AF_INET, SOCK_STREAM | SOCK_NONBLOCK), s = -1;
-	const char *err = NULL;
-	char buf[8];
-	int soerr = 0;
-	socklen_t len = sizeof(soerr);
-
-	if (c < 0)
-		return "socket";
-	if (connect(c, (const struct sockaddr *)srv, sizeof(*srv)) && errno != EINPROGRESS) {
-		err = "connect";
-		goto out;
-	}
-	if (wait_fd(c, POLLOUT, 5000 * (int)time_scale) <= 0 ||
-	    getsockopt(c, SOL_SOCKET, SO_ERROR, &soerr, &len) || soerr) {
-		err = "connect timed out or refused";
-		goto out;
-	}
-	if (wait_fd(lfd, POLLIN, 5000) <= 0 || (s = accept(lfd, NULL, NULL)) < 0) {
-		err = "accept";
-		goto out;
-	}
-	if (send(c, "q", 1, 0) != 1 || wait_fd(s, POLLIN, 5000) <= 0 || recv(s, buf, 1, 0) != 1 ||
-	    send(s, "r", 1, 0) != 1 || wait_fd(c, POLLIN, 5000) <= 0 || recv(c, buf, 1, 0) != 1) {
-		err = "request or reply";
-		goto out;
-	}
-	close(c);
-	c = -1;
-	/* the client's FIN reaches the server: it closes too */
-	if (wait_fd(s, POLLIN, 5000) <= 0 || recv(s, buf, sizeof(buf), 0) != 0)
-		err = "the client's FIN";
-out:
-	if (c >= 0)
-		close(c);
-	if (s >= 0)
-		close(s);
-	return err;
-}
-
 static void churn(unsigned long n)
 {
 	struct sockaddr_in srv = { .sin_family = AF_INET, .sin_port = htons(SERVER_PORT) };
@@ -173,7 +122,7 @@ static void churn(unsigned long n)
 	cr_assert_eq(listen(lfd, 128), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (unsigned long i = 0; i < n; i++) {
-		const char *err = one_conn(lfd, &srv);
+		const char *err = rp_topo_short_conn(&topo, lfd, &srv, 5000 * (int)time_scale);
 
 		if (err) {
 			failed++;
@@ -245,26 +194,12 @@ Test(churn, fw_short_connections_all_succeed_and_drain, .init = fw_up, .fini = d
 
 static void flood_up(const char *const *app_args)
 {
-	static const char *store_args[8];
 	static char rate[16];
-	static const char *switch_args[8];
+	static const char *switch_args[] = { "--lookup-rate", rate, "--timeout", "negative=30",
+					     NULL };
 
-	topo_timing(&lease_ms, &time_scale);
-	snprintf(lease_arg, sizeof(lease_arg), "%u", lease_ms);
-	snprintf(stats_path, sizeof(stats_path), "/tmp/rp-flood-%d.stats", getpid());
 	snprintf(rate, sizeof(rate), "%u", LOOKUP_RATE);
-	unlink(stats_path);
-	store_args[0] = "--stats-file";
-	store_args[1] = stats_path;
-	store_args[2] = NULL;
-	switch_args[0] = "--lookup-rate";
-	switch_args[1] = rate;
-	switch_args[2] = "--timeout";
-	switch_args[3] = "negative=30";
-	switch_args[4] = NULL;
-	topo_up_with(1, lease_arg, store_args);
-	topo.app_args = app_args;
-	topo_switch(0, switch_args);
+	start(app_args, "0", switch_args);
 }
 
 static void nat_flood_up(void)
@@ -354,20 +289,6 @@ Test(flood, unsolicited_packets_at_the_nat_cost_the_store_a_bounded_lookup_rate,
 	close(c.server);
 }
 
-/* The Internet checksum of n bytes, plus `sum`. */
-static uint16_t csum(const void *p, size_t n, uint32_t sum)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (n & 1)
-		sum += (uint32_t)b[n - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return htons((uint16_t)~sum);
-}
-
 /* SYNs to the inside host's port 22 from FLOOD spoofed outside sources. */
 static void syn_flood(void)
 {
@@ -402,7 +323,7 @@ static void syn_flood(void)
 		pseudo[11] = 20;
 		memcpy(pseudo + 12, pkt + 20, 20);
 		{
-			uint16_t c = csum(pseudo, sizeof(pseudo), 0);
+			uint16_t c = fx_csum(pseudo, sizeof(pseudo));
 
 			memcpy(pkt + 36, &c, 2);
 		}

@@ -22,20 +22,6 @@ TestSuite(icmp, .init = fx_setup, .fini = fx_teardown, .timeout = 30);
 TestSuite(icmp_fw, .init = fx_setup_fw, .fini = fx_teardown, .timeout = 30);
 TestSuite(frag, .init = fx_setup, .fini = fx_teardown, .timeout = 30);
 
-static uint16_t csum(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint32_t s = 0;
-
-	for (size_t i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (n & 1)
-		s += (uint32_t)b[n - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return htons((uint16_t)~s);
-}
-
 /*
  * An ICMP message (type, code, the 4 bytes after its checksum) from saddr
  * to daddr, carrying `body`: Ethernet, IPv4, ICMP, checksums right.
@@ -60,14 +46,14 @@ static size_t icmp_frame(uint8_t *buf, const uint8_t *dmac, const uint8_t *smac,
 	ip->protocol = IPPROTO_ICMP;
 	ip->saddr = htonl(saddr);
 	ip->daddr = htonl(daddr);
-	ip->check = csum(ip, 20);
+	ip->check = fx_csum(ip, 20);
 	ih[0] = type;
 	ih[1] = code;
 	ih[2] = ih[3] = 0;
 	rest = htonl(rest);
 	memcpy(ih + 4, &rest, 4);
 	memcpy(ih + 8, body, blen);
-	c = csum(ih, 8 + blen);
+	c = fx_csum(ih, 8 + blen);
 	memcpy(ih + 2, &c, 2);
 	return 14 + 20 + 8 + blen;
 }
@@ -271,7 +257,7 @@ static size_t fragment(uint8_t *buf, uint32_t saddr, uint16_t sport, uint32_t da
 	ip->id = htons(id);
 	ip->frag_off = htons((uint16_t)((more ? 0x2000 : 0) | off));
 	ip->check = 0;
-	ip->check = csum(ip, 20);
+	ip->check = fx_csum(ip, 20);
 	return len;
 }
 
@@ -296,7 +282,7 @@ Test(frag, later_fragments_follow_their_first_and_only_then)
 	ip = (struct iphdr *)(want + 14);
 	ip->saddr = htonl(FX_EXT);
 	ip->check = 0;
-	ip->check = csum(ip, 20);
+	ip->check = fx_csum(ip, 20);
 	fx_forwarded(want, fx_mac_server, fx_mac_ext);
 	fx_run(pkt, len, fx.ifindex_int, &out);
 	expect_bytes(&out, XDP_REDIRECT, want, len);

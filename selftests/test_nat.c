@@ -258,8 +258,6 @@ static struct redplane_norepl *norepl;
 
 static void norepl_setup(void)
 {
-	int map, slot, fd;
-
 	fx_netns();
 	norepl = redplane_norepl__open();
 	cr_assert_not_null(norepl);
@@ -274,13 +272,9 @@ static void norepl_setup(void)
 	bpf_program__set_autoload(norepl->progs.rp_app_counter, false);
 	bpf_program__set_autoload(norepl->progs.rp_app_sketch, false);
 	cr_assert_eq(redplane_norepl__load(norepl), 0, "load the no-replication build");
-	map = bpf_map__fd(norepl->maps.progs);
-	slot = RP_PROG_ROOT;
-	fd = bpf_program__fd(norepl->progs.rp_root);
-	cr_assert_eq(bpf_map_update_elem(map, &slot, &fd, 0), 0);
-	slot = RP_APP_NAT;
-	fd = bpf_program__fd(norepl->progs.rp_app_nat);
-	cr_assert_eq(bpf_map_update_elem(map, &slot, &fd, 0), 0);
+	cr_assert_eq(rp_topo_prog_array(bpf_map__fd(norepl->maps.progs),
+					bpf_program__fd(norepl->progs.rp_root), RP_APP_NAT,
+					bpf_program__fd(norepl->progs.rp_app_nat)), 0);
 	fx.prog_root = bpf_program__fd(norepl->progs.rp_root);
 	fx.map_flows = bpf_map__fd(norepl->maps.flows);
 	fx.map_stats = bpf_map__fd(norepl->maps.stats);

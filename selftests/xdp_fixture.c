@@ -289,6 +289,11 @@ static uint16_t fold(uint32_t s)
 	return (uint16_t)~s;
 }
 
+uint16_t fx_csum(const void *p, size_t len)
+{
+	return htons(fold(sum16(p, len, 0)));
+}
+
 /* The L4 checksum over the pseudo-header, in host order. */
 static uint16_t l4_csum(const struct iphdr *ip, const void *l4, size_t l4_len)
 {

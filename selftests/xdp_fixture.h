@@ -123,6 +123,9 @@ void fx_expect(const struct fx_out *out, uint32_t verdict, const uint8_t *want, 
 void fx_expect_passes(const uint8_t *pkt, size_t len, int ifindex, const uint8_t *dmac,
 		      const uint8_t *smac);
 
+/* The Internet checksum of len bytes (RFC 1071), as it goes in a header. */
+uint16_t fx_csum(const void *p, size_t len);
+
 /* Valid IPv4 header and TCP/UDP checksums (a UDP checksum of 0 counts as valid). */
 bool fx_csum_ok(const uint8_t *frame, size_t len);
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <linux/if_link.h>
 #include <sched.h>
 #include <signal.h>
@@ -929,6 +930,79 @@ long long rp_topo_replica_stat(struct rp_topo *t, unsigned int r, const char *na
 	char val[32];
 
 	return replica_value(t, r, name, val, sizeof(val)) ? atoll(val) : -1;
+}
+
+static int wait_fd(int fd, short events, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	return poll(&p, 1, ms);
+}
+
+const char *rp_topo_short_conn(struct rp_topo *t, int lfd, const struct sockaddr_in *srv, int ms)
+{
+	int c = rp_topo_socket(t->ns_client, AF_INET, SOCK_STREAM | SOCK_NONBLOCK), s = -1;
+	const char *err = NULL;
+	char buf[8];
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	if (c < 0)
+		return "socket";
+	if (connect(c, (const struct sockaddr *)srv, sizeof(*srv)) && errno != EINPROGRESS) {
+		err = "connect";
+		goto out;
+	}
+	if (wait_fd(c, POLLOUT, ms) <= 0 ||
+	    getsockopt(c, SOL_SOCKET, SO_ERROR, &soerr, &len) || soerr) {
+		err = "connect timed out or refused";
+		goto out;
+	}
+	if (wait_fd(lfd, POLLIN, ms) <= 0 || (s = accept(lfd, NULL, NULL)) < 0) {
+		err = "accept";
+		goto out;
+	}
+	if (send(c, "q", 1, 0) != 1 || wait_fd(s, POLLIN, ms) <= 0 || recv(s, buf, 1, 0) != 1 ||
+	    send(s, "r", 1, 0) != 1 || wait_fd(c, POLLIN, ms) <= 0 || recv(c, buf, 1, 0) != 1) {
+		err = "request or reply";
+		goto out;
+	}
+	close(c);
+	c = -1;
+	/* the client's FIN reaches the server: it closes too */
+	if (wait_fd(s, POLLIN, ms) <= 0 || recv(s, buf, sizeof(buf), 0) != 0)
+		err = "the client's FIN";
+out:
+	if (c >= 0)
+		close(c);
+	if (s >= 0)
+		close(s);
+	return err;
+}
+
+long long rp_topo_file_stat(const char *path, const char *name)
+{
+	char line[256], key[64];
+	long long v, found = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %lld", key, &v) == 2 && !strcmp(key, name))
+			found = v;
+	fclose(f);
+	return found;
+}
+
+int rp_topo_prog_array(int map_fd, int root_fd, unsigned int app, int app_fd)
+{
+	unsigned int slot = RP_PROG_ROOT;
+
+	if (bpf_map_update_elem(map_fd, &slot, &root_fd, 0) ||
+	    bpf_map_update_elem(map_fd, &app, &app_fd, 0))
+		return -errno;
+	return 0;
 }
 
 bool rp_topo_replica_role(struct rp_topo *t, unsigned int r, char *role, size_t size)

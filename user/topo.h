@@ -20,6 +20,7 @@
 #define __RP_TOPO_H
 
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -149,6 +150,21 @@ int rp_topo_start_replica(struct rp_topo *t, unsigned int r, const char *const *
 int rp_topo_partition_replica(struct rp_topo *t, unsigned int r, bool cut);
 /* A counter from replica r's stats file; -1 if none.  Its chain_role into role. */
 long long rp_topo_replica_stat(struct rp_topo *t, unsigned int r, const char *name);
+/*
+ * One short connection client -> the server's listening socket lfd (srv):
+ * connect (SYN retransmissions allowed), one byte each way, the client
+ * closes first, then the server; every wait at most ms.  NULL, or what
+ * failed.
+ */
+const char *rp_topo_short_conn(struct rp_topo *t, int lfd, const struct sockaddr_in *srv, int ms);
+/* A counter `name` from a stats file of rp-store's (--stats-file PATH); -1 if none. */
+long long rp_topo_file_stat(const char *path, const char *name);
+/*
+ * A data plane object's program array made ready: the root program at its
+ * slot, the application's at its id's (what rp-load does for the programs
+ * of one application).  0 or -errno.
+ */
+int rp_topo_prog_array(int map_fd, int root_fd, unsigned int app, int app_fd);
 bool rp_topo_replica_role(struct rp_topo *t, unsigned int r, char *role, size_t size);
 /*
  * Asks replica r for its flows (SIGUSR2, --dump-file) and compares them
